@@ -1,0 +1,16 @@
+"""Run every benchmark and print its figures; exit 1 when a target is missed."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import startup
+
+
+def main() -> int:
+    results = [startup.main()]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Catalog loaders: read the data files under inferform/data/ into typed rows. No numbers live in code."""

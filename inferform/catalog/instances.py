@@ -1,0 +1,34 @@
+"""AWS instance types with their GPUs and a dated price snapshot (live prices come from boto3 elsewhere)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+
+from pydantic import Field
+
+from inferform.catalog.files import read_data
+from inferform.catalog.rows import Row
+
+
+class InstanceType(Row):
+    type: str
+    family: str
+    gpu: str | None = None
+    gpu_count: int = Field(0, ge=0)
+    gpu_memory_gib: float = Field(0, ge=0)
+    vcpus: int = Field(gt=0)
+    ram_gib: float = Field(gt=0)
+    free_tier: bool = False
+    on_demand_usd: dict[str, float] = Field(default_factory=dict)
+    spot_usd: dict[str, float] = Field(default_factory=dict)
+
+
+@cache
+def load_instance_types() -> dict[str, InstanceType]:
+    return {row["type"]: InstanceType.model_validate(row) for row in read_data("instance_types.yaml")["instance_types"]}
+
+
+def snapshot_date() -> dt.date:
+    value = read_data("instance_types.yaml")["snapshot_date"]
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))

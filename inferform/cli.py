@@ -1,0 +1,127 @@
+"""The inferform command line: parse, call, print. Logic lives in the modules it calls.
+
+Heavy imports (pulumi, ansible, boto3, rich tables) happen inside the commands that need them, so
+`inferform --help` and `inferform validate` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+# pydantic scans every installed distribution for plugins on first use (~30 ms with pulumi and ansible
+# installed); inferform uses none, and start-up time is part of the contract.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+import typer
+
+from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
+
+app = typer.Typer(
+    help="Infrastructure-as-code for LLM inference: validate → plan → apply → destroy.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+SetupArg = Annotated[str, typer.Argument(help="Path to a setup.yaml.", show_default=False)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from inferform import __version__
+
+        typer.echo(f"inferform {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version.")] = False) -> None:
+    """inferform: say what you want to run and where; get a sized, explained plan; apply it."""
+
+
+@app.command()
+def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
+    """Check a setup against the schema and the catalogs; print "ok" or exactly what is wrong."""
+    from inferform.references import check_references
+    from inferform.spec import load_setup_located
+
+    spec, located = load_setup_located(setup)
+    check_references(spec, located)
+    if as_json:
+        from inferform.output import print_json
+
+        print_json({"setup": spec.name, "file": setup, "valid": True})
+    else:
+        typer.echo(f"ok: {setup} ({spec.name}: {spec.use_case}/{spec.experience} on {spec.target.kind})")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of setup.yaml (for editors: # yaml-language-server: $schema=...)."""
+    from inferform.output import print_json
+    from inferform.spec import json_schema
+
+    print_json(json_schema())
+
+
+@app.command()
+def hardware(setup: Annotated[str | None, typer.Argument(help="Resolve this setup's hardware instead.")] = None,
+             as_json: JsonOpt = False) -> None:
+    """Describe this machine (or a setup's target) as the hardware profile the planner uses."""
+    from inferform.hardware.detect import detect
+    from inferform.hardware.resolve import resolve_hardware
+    from inferform.output import emit
+    from inferform.views import show_hardware
+
+    if setup is None:
+        profile = detect()
+    else:
+        from inferform.references import check_references
+        from inferform.spec import load_setup_located
+
+        spec, located = load_setup_located(setup)
+        check_references(spec, located)
+        profile = resolve_hardware(spec, located, detect)
+        if profile is None:
+            raise InferformError.single("the instance type is 'auto': the planner chooses it",
+                                        file=setup, hint="run `inferform plan` to see the chosen instance")
+    emit(profile, as_json, lambda out: show_hardware(profile, out))
+
+
+@app.command()
+def models(as_json: JsonOpt = False,
+           use_case: Annotated[str | None, typer.Option(help="Only models suited to this use case.")] = None) -> None:
+    """List the model catalog: shapes, context, licence, use cases and the quantized files available."""
+    from inferform.catalog.models import load_models
+    from inferform.output import emit
+    from inferform.views import model_row, show_models
+
+    entries = [m for m in load_models().values() if use_case is None or use_case in m.use_cases]
+    emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
+
+
+def main() -> None:
+    """Console-script entry: user errors print cleanly (exit 2, or 1 while acting); tracebacks only on debug."""
+    debug = os.environ.get("INFERFORM_DEBUG") == "1"
+    try:
+        app()
+    except InferformError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so briefly unless debugging
+        if debug:
+            raise
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc}\n"
+                         "  (set INFERFORM_DEBUG=1 for the traceback, and please report it)\n")
+        sys.exit(EXIT_FAILURE)
+
+
+__all__ = ["EXIT_BAD_INPUT", "app", "main"]

@@ -1,0 +1,1 @@
+"""Hardware profiles: what a machine has, detected or described, in one typed object everything else takes."""

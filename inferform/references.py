@@ -1,0 +1,73 @@
+"""Checks that need the catalogs or the filesystem: everything a setup names must exist.
+
+Schema validation (spec.py) knows shapes of values; this module knows whether a model id, a GPU name, a quant
+or a local model file is real. Every problem is located at its line in the setup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inferform.catalog.gpus import load_gpus, lookup_gpu
+from inferform.catalog.instances import load_instance_types
+from inferform.catalog.models import load_models
+from inferform.catalog.quants import load_quant_types
+from inferform.errors import InferformError, Problem, did_you_mean
+from inferform.spec import Setup
+from inferform.yamlpos import Located
+
+
+def model_file_path(setup_file: str, file: str) -> Path | None:
+    """A local model file's path (relative paths are relative to the setup file), or None for remote sources."""
+    if file.startswith(("hf://", "https://", "pypi://")):
+        return None
+    raw = file.removeprefix("file://")
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else Path(setup_file).resolve().parent / path
+
+
+def find_problems(setup: Setup, located: Located) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(message: str, path: tuple, hint: str | None = None) -> None:
+        line, col = located.where(path)
+        problems.append(Problem(message, located.file, line, col, hint))
+
+    quants = load_quant_types()
+    if setup.model is not None:
+        if setup.model.id is not None and setup.model.id not in load_models():
+            add(f"unknown model id {setup.model.id!r}", ("model", "id"),
+                did_you_mean(setup.model.id, load_models()) or "run `inferform models`, or give model.file")
+        if setup.model.file is not None:
+            path = model_file_path(located.file, setup.model.file)
+            if path is not None and not path.is_file():
+                add(f"model file {str(path)!r} does not exist", ("model", "file"),
+                    "check the path (relative paths are relative to the setup file), or use hf://org/repo/file.gguf")
+    for where, quant in ((("model", "quant"), setup.model.quant if setup.model else "auto"),
+                         (("overrides", "quant"), setup.overrides.quant)):
+        if quant and quant != "auto" and quant.upper() not in quants:
+            add(f"unknown quantization {quant!r}", where,
+                did_you_mean(quant.upper(), quants) or f"one of: {', '.join(sorted(quants))}")
+    hardware = setup.target.hardware
+    for i, gpu in enumerate(hardware.gpus if hardware else []):
+        if lookup_gpu(gpu.name) is None and gpu.vram_gib is None:
+            close = did_you_mean(gpu.name, load_gpus())
+            add(f"unknown GPU {gpu.name!r} and no vram_gib given", ("target", "hardware", "gpus", i, "name"),
+                (close + " Or " if close else "") + "give vram_gib (and bandwidth_gbs) for a GPU the catalog lacks")
+    if setup.target.is_cloud and setup.target.instance_type != "auto":
+        types = load_instance_types()
+        if setup.target.instance_type not in types:
+            add(f"unknown instance type {setup.target.instance_type!r}", ("target", "instance_type"),
+                did_you_mean(setup.target.instance_type, types) or "use instance_type: auto")
+    if setup.engine == "llama-cpp-python":
+        for knob in ("n_cpu_moe", "tensor_split"):
+            if getattr(setup.overrides, knob) is not None:
+                add(f"overrides.{knob} is not supported by llama-cpp-python", ("overrides", knob),
+                    "use engine: llama.cpp for MoE offload and tensor splits")
+    return problems
+
+
+def check_references(setup: Setup, located: Located) -> None:
+    problems = find_problems(setup, located)
+    if problems:
+        raise InferformError(problems)

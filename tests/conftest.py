@@ -1,0 +1,65 @@
+"""Shared test fixtures: an isolated home per test and an in-process CLI runner that goes through main()."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from inferform.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUPS = sorted((ROOT / "setups").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's real state, cache or config."""
+    home = tmp_path / "home"
+    for var, sub in (("HOME", ""), ("XDG_STATE_HOME", ".local/state"), ("XDG_CACHE_HOME", ".cache"),
+                     ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share")):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(home / sub))
+    monkeypatch.delenv("INFERFORM_DEBUG", raising=False)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `inferform ARGS...` in-process through the real entry point; returns exit code and output."""
+
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["inferform", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """Write a setup file (text or bytes) into the test's temp dir and return its path."""
+
+    def _write(content: str | bytes, name: str = "setup.yaml") -> str:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return str(path)
+
+    return _write

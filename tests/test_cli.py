@@ -1,0 +1,45 @@
+"""The CLI's shape: both entry points work, help and version print, nothing heavy is imported at start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+HEAVY = ("pulumi", "pulumi_aws", "ansible", "ansible_runner", "boto3", "botocore", "jinja2", "huggingface_hub")
+
+
+def test_help_lists_commands(cli):
+    result = cli("--help")
+    assert result.code == 0
+    for command in ("validate", "schema", "hardware", "models"):
+        assert command in result.out
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.code == 0 and result.out.startswith("inferform ")
+
+
+def test_python_dash_m_and_console_script_agree():
+    demo = str(ROOT / "setups" / "demo.yaml")
+    a = subprocess.run([sys.executable, "-m", "inferform", "validate", demo], capture_output=True, text=True)
+    b = subprocess.run([str(ROOT / ".venv" / "bin" / "inferform"), "validate", demo], capture_output=True, text=True)
+    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout and a.stdout.startswith("ok:")
+
+
+def test_unknown_command_is_a_usage_error():
+    done = subprocess.run([sys.executable, "-m", "inferform", "plna"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_fast_paths_import_nothing_heavy():
+    demo = str(ROOT / "setups" / "demo.yaml")
+    code = (f"import sys; sys.argv=['inferform','validate',{demo!r}]\n"
+            "from inferform.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
