@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench bytecode clean
 
 install: $(BIN)/inferform
 
@@ -11,7 +11,13 @@ $(BIN)/inferform: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(MAKE) --no-print-directory bytecode
 	@touch $@
+
+# An installed wheel ships compiled bytecode; an editable install under PYTHONDONTWRITEBYTECODE=1 would
+# recompile the package on every CLI start, so compile it once (Python ignores stale files by mtime).
+bytecode:
+	@$(BIN)/python -m compileall -q inferform
 
 test: install
 	$(BIN)/ruff check inferform tests scripts benchmarks stacks
@@ -20,7 +26,7 @@ test: install
 lint: install
 	$(BIN)/ruff check inferform tests scripts benchmarks stacks
 
-bench: install
+bench: install bytecode
 	$(BIN)/python -m benchmarks
 
 clean:

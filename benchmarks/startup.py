@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 300.0
-RUNS = 15
+RUNS = 21
 
 COMMANDS = {
     "inferform --help": ["--help"],

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inferform.catalog.gpus import load_gpus, lookup_gpu
-from inferform.catalog.instances import load_instance_types
-from inferform.catalog.models import load_models
-from inferform.catalog.quants import load_quant_types
+from inferform.catalog.names import canonical_gpu, gpu_names, instance_type_names, model_ids, quant_names
 from inferform.errors import InferformError, Problem, did_you_mean
 from inferform.spec import Setup
 from inferform.yamlpos import Located
@@ -33,11 +30,11 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
         line, col = located.where(path)
         problems.append(Problem(message, located.file, line, col, hint))
 
-    quants = load_quant_types()
+    quants = quant_names()
     if setup.model is not None:
-        if setup.model.id is not None and setup.model.id not in load_models():
+        if setup.model.id is not None and setup.model.id not in model_ids():
             add(f"unknown model id {setup.model.id!r}", ("model", "id"),
-                did_you_mean(setup.model.id, load_models()) or "run `inferform models`, or give model.file")
+                did_you_mean(setup.model.id, model_ids()) or "run `inferform models`, or give model.file")
         if setup.model.file is not None:
             path = model_file_path(located.file, setup.model.file)
             if path is not None and not path.is_file():
@@ -50,12 +47,12 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
                 did_you_mean(quant.upper(), quants) or f"one of: {', '.join(sorted(quants))}")
     hardware = setup.target.hardware
     for i, gpu in enumerate(hardware.gpus if hardware else []):
-        if lookup_gpu(gpu.name) is None and gpu.vram_gib is None:
-            close = did_you_mean(gpu.name, load_gpus())
+        if canonical_gpu(gpu.name) is None and gpu.vram_gib is None:
+            close = did_you_mean(gpu.name, set(gpu_names().values()))
             add(f"unknown GPU {gpu.name!r} and no vram_gib given", ("target", "hardware", "gpus", i, "name"),
                 (close + " Or " if close else "") + "give vram_gib (and bandwidth_gbs) for a GPU the catalog lacks")
     if setup.target.is_cloud and setup.target.instance_type != "auto":
-        types = load_instance_types()
+        types = instance_type_names()
         if setup.target.instance_type not in types:
             add(f"unknown instance type {setup.target.instance_type!r}", ("target", "instance_type"),
                 did_you_mean(setup.target.instance_type, types) or "use instance_type: auto")

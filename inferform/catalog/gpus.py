@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Literal
 
 from pydantic import Field
 
 from inferform.catalog.files import read_data
+from inferform.catalog.names import canonical_gpu
 from inferform.catalog.rows import Row
 from inferform.errors import InferformError, did_you_mean
 
@@ -26,30 +26,14 @@ class GpuEntry(Row):
     vram_options_gib: list[float] | None = None
 
 
-_NOISE = re.compile(r"\b(nvidia|geforce|tesla|amd|radeon|apple|graphics)\b")
-
-
-def normalize(name: str) -> str:
-    """'NVIDIA GeForce RTX 4080 SUPER' and 'rtx4080 super' both become 'rtx4080super'."""
-    return re.sub(r"[^a-z0-9]", "", _NOISE.sub("", name.lower()))
-
-
 @cache
 def load_gpus() -> dict[str, GpuEntry]:
     return {row["name"]: GpuEntry.model_validate(row) for row in read_data("gpus.yaml")["gpus"]}
 
 
-@cache
-def _index() -> dict[str, GpuEntry]:
-    index: dict[str, GpuEntry] = {}
-    for entry in load_gpus().values():
-        for spelling in (entry.name, *entry.aliases):
-            index.setdefault(normalize(spelling), entry)
-    return index
-
-
 def lookup_gpu(name: str) -> GpuEntry | None:
-    return _index().get(normalize(name))
+    canonical = canonical_gpu(name)
+    return load_gpus()[canonical] if canonical else None
 
 
 def find_gpu(name: str, *, file: str | None = None, line: int | None = None) -> GpuEntry:

@@ -1,0 +1,48 @@
+"""Just the names in the catalogs (model ids, quants, GPUs, instance types), read without building row models.
+
+`inferform validate` only asks "does this name exist?"; answering from the raw data keeps pydantic row
+models (and their schema building) off the start-up path.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from inferform.catalog.files import data_files, read_data
+
+_NOISE = re.compile(r"\b(nvidia|geforce|tesla|amd|radeon|apple|graphics)\b")
+
+
+def normalize_gpu(name: str) -> str:
+    """'NVIDIA GeForce RTX 4080 SUPER' and 'rtx4080 super' both become 'rtx4080super'."""
+    return re.sub(r"[^a-z0-9]", "", _NOISE.sub("", name.lower()))
+
+
+@cache
+def model_ids() -> tuple[str, ...]:
+    return tuple(m["id"] for path in data_files("models") for m in read_data(f"models/{path.name}")["models"])
+
+
+@cache
+def quant_names() -> tuple[str, ...]:
+    return tuple(q["name"] for q in read_data("quant_types.yaml")["quant_types"])
+
+
+@cache
+def gpu_names() -> dict[str, str]:
+    """Every accepted spelling (normalised) → the catalog's canonical name."""
+    index: dict[str, str] = {}
+    for row in read_data("gpus.yaml")["gpus"]:
+        for spelling in (row["name"], *row.get("aliases", [])):
+            index.setdefault(normalize_gpu(spelling), row["name"])
+    return index
+
+
+def canonical_gpu(name: str) -> str | None:
+    return gpu_names().get(normalize_gpu(name))
+
+
+@cache
+def instance_type_names() -> tuple[str, ...]:
+    return tuple(row["type"] for row in read_data("instance_types.yaml")["instance_types"])
