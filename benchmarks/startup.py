@@ -16,6 +16,10 @@ COMMANDS = {
     "inferform --help": ["--help"],
     "inferform validate setups/demo.yaml": ["validate", str(ROOT / "setups" / "demo.yaml")],
     "inferform validate setups/coder-4080.yaml": ["validate", str(ROOT / "setups" / "coder-4080.yaml")],
+    "inferform plan setups/demo.yaml": ["plan", str(ROOT / "setups" / "demo.yaml")],
+    "inferform plan setups/coder-4080.yaml": ["plan", str(ROOT / "setups" / "coder-4080.yaml")],
+    "inferform plan setups/gpt-oss-120b-8gb.yaml --json": ["plan", str(ROOT / "setups" / "gpt-oss-120b-8gb.yaml"),
+                                                           "--json"],
 }
 
 

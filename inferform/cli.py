@@ -103,6 +103,38 @@ def models(as_json: JsonOpt = False,
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
 
 
+def _plan_for(setup_path: str):
+    """Load, check, resolve hardware, read a local GGUF header if there is one, and plan."""
+    from inferform.gguf import read_gguf
+    from inferform.hardware.detect import detect
+    from inferform.hardware.resolve import resolve_hardware
+    from inferform.planner.compose import make_plan
+    from inferform.references import check_references
+    from inferform.sources import local_gguf
+    from inferform.spec import load_setup_located
+
+    spec, located = load_setup_located(setup_path)
+    check_references(spec, located)
+    hw = resolve_hardware(spec, located, detect)
+    if hw is None:
+        raise InferformError.single("instance_type: auto needs the cloud instance planner, which is not built yet",
+                                    file=setup_path, line=located.where(("target", "instance_type"))[0],
+                                    hint="name an instance type from the catalog, e.g. instance_type: g6e.xlarge")
+    path = local_gguf(spec.model.file if spec.model else None, setup_path)
+    gguf = read_gguf(path) if path else None
+    return spec, make_plan(spec, hw, gguf, str(path) if path else None)
+
+
+@app.command()
+def plan(setup: SetupArg, as_json: JsonOpt = False) -> None:
+    """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
+    from inferform.output import emit
+    from inferform.views_plan import show_plan
+
+    _, result = _plan_for(setup)
+    emit(result, as_json, lambda out: show_plan(result, out))
+
+
 def main() -> None:
     """Console-script entry: user errors print cleanly (exit 2, or 1 while acting); tracebacks only on debug."""
     debug = os.environ.get("INFERFORM_DEBUG") == "1"

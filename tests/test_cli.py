@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 HEAVY = ("pulumi", "pulumi_aws", "ansible", "ansible_runner", "boto3", "botocore", "jinja2", "huggingface_hub")
@@ -34,9 +36,10 @@ def test_unknown_command_is_a_usage_error():
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
-def test_fast_paths_import_nothing_heavy():
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_fast_paths_import_nothing_heavy(command):
     demo = str(ROOT / "setups" / "demo.yaml")
-    code = (f"import sys; sys.argv=['inferform','validate',{demo!r}]\n"
+    code = (f"import sys; sys.argv=['inferform',{command!r},{demo!r}]\n"
             "from inferform.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")

@@ -1,0 +1,1 @@
+"""Inference engines inferform builds and runs (llama.cpp today)."""

@@ -1,0 +1,107 @@
+"""The Plan: what `inferform plan --json` prints (the contract in DESIGN.md) and what render/apply consume.
+
+Apply never re-decides anything: everything it needs to run the engine is in here, including the argv.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GpuRef(_Out):
+    name: str
+    vram_bytes: int
+
+
+class TargetOut(_Out):
+    kind: str
+    instance_type: str | None = None
+    region: str | None = None
+    gpus: list[GpuRef] = Field(default_factory=list)
+
+
+class ModelOut(_Out):
+    id: str | None
+    quant: str
+    file: str
+    file_bytes: int
+    architecture: str
+    n_layers: int
+    source: str = Field(description="'gguf' when read from the file, 'shapes' when estimated from the catalog.")
+
+
+class PlacementOut(_Out):
+    n_gpu_layers: int
+    n_cpu_moe: int = 0
+    tensor_overrides: list[str] = Field(default_factory=list)
+    tensor_split: list[float] | None = None
+
+
+class ContextOut(_Out):
+    n_ctx: int
+    cache_type_k: str
+    cache_type_v: str
+    flash_attn: bool
+    parallel: int
+    batch: int
+    ubatch: int
+    threads: int
+
+
+class MemorySide(_Out):
+    weights_bytes: int = 0
+    kv_bytes: int = 0
+    compute_bytes: int = 0
+    total_bytes: int = 0
+    budget_bytes: int = 0
+
+
+class MemoryOut(_Out):
+    gpu: MemorySide
+    host: MemorySide
+
+
+class SpeedOut(_Out):
+    prompt_tps: float
+    generate_tps: float
+    bound: str
+
+
+class EngineOut(_Out):
+    name: str
+    argv: list[str]
+
+
+class CostOut(_Out):
+    usd_per_hour: float | None = None
+    usd_per_mtok: float | None = None
+
+
+class Knob(_Out):
+    """A lever the user can pull, with what it buys and what it costs."""
+
+    goal: str
+    change: str
+    effect: str
+
+
+class Plan(_Out):
+    setup: str
+    fits: bool
+    target: TargetOut
+    model: ModelOut
+    placement: PlacementOut
+    context: ContextOut
+    memory: MemoryOut
+    speed: SpeedOut
+    sampling: dict[str, float]
+    engine: EngineOut
+    cost: CostOut = Field(default_factory=CostOut)
+    explanations: list[str]
+    pinned: list[str] = Field(default_factory=list, description="Values taken from overrides, not planned.")
+    knobs: list[Knob] = Field(default_factory=list)
+    serve: dict[str, str | int] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Placement planning: which tensors a model has and where they go."""

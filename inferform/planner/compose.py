@@ -1,0 +1,88 @@
+"""Assemble the Plan (the --json contract) from the search's choice: memory table, speed, argv, explanations."""
+
+from __future__ import annotations
+
+from inferform.engines.llama_cpp import ServerArgs, argv
+from inferform.gguf import GGUFInfo
+from inferform.hardware.profile import HardwareProfile
+from inferform.plan import (
+    ContextOut,
+    CostOut,
+    EngineOut,
+    GpuRef,
+    MemoryOut,
+    MemorySide,
+    ModelOut,
+    PlacementOut,
+    Plan,
+    SpeedOut,
+    TargetOut,
+)
+from inferform.planner import presets
+from inferform.planner.explain import explanations, knobs
+from inferform.planner.memory import estimate
+from inferform.planner.search import budgets, search
+from inferform.spec import Setup
+
+MODEL_DIR = "${INFERFORM_MODEL_DIR}"  # apply substitutes where the model role put the file
+
+
+def _side(s, budget: int) -> MemorySide:
+    return MemorySide(weights_bytes=s.weights, kv_bytes=s.kv, compute_bytes=s.compute, total_bytes=s.total,
+                      budget_bytes=budget)
+
+
+def _pinned(setup: Setup) -> list[str]:
+    pinned = [f"{k}={v}" for k, v in setup.overrides.model_dump(exclude_none=True).items()]
+    if isinstance(setup.context, int):
+        pinned.append(f"context={setup.context}")
+    return pinned
+
+
+def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
+              model_path: str | None = None) -> Plan:
+    choice, runners = search(setup, hw, gguf)
+    caps = budgets(hw)
+    goals = presets.goals(setup.use_case, setup.experience)
+    cfg = choice.placement.cfg
+    mem = estimate(choice.model, cfg, exact=True)  # the exact mapped range for the chosen configuration
+    choice.placement.mem = mem
+    m = choice.model
+    sampling = dict(goals.sampling)
+    for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty"):
+        value = getattr(setup.overrides, key)
+        if value is not None:
+            sampling[key] = value
+    threads = hw.cpu.cores
+    override_patterns: tuple[str, ...] = ()
+    path = model_path or f"{MODEL_DIR}/{choice.file.rsplit('/', 1)[-1]}"
+    args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0,
+                      threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
+                      flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
+                      host=setup.serve.host, port=setup.serve.port, n_cpu_moe=cfg.n_cpu_moe,
+                      tensor_overrides=override_patterns, tensor_split=cfg.tensor_split, sampling=sampling,
+                      api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
+                      alias=setup.name)
+    pinned = _pinned(setup)
+    return Plan(
+        setup=setup.name, fits=True,
+        target=TargetOut(kind=setup.target.kind, instance_type=None, region=setup.target.region,
+                         gpus=[GpuRef(name=g.name, vram_bytes=g.vram_bytes) for g in hw.gpus]),
+        model=ModelOut(id=choice.entry.id if choice.entry else None, quant=m.quant, file=choice.file,
+                       file_bytes=m.file_bytes, architecture=m.architecture, n_layers=m.n_layers, source=m.source),
+        placement=PlacementOut(n_gpu_layers=args.n_gpu_layers, n_cpu_moe=cfg.n_cpu_moe,
+                               tensor_overrides=list(override_patterns),
+                               tensor_split=list(cfg.tensor_split) or None),
+        context=ContextOut(n_ctx=cfg.n_ctx_actual, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
+                           flash_attn=cfg.flash_attn, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
+                           threads=threads),
+        memory=MemoryOut(gpu=_side(mem.gpu, caps.gpu_total), host=_side(mem.host, caps.host)),
+        speed=SpeedOut(prompt_tps=round(choice.speed.prompt_tps, 1), generate_tps=round(choice.speed.generate_tps, 1),
+                       bound=choice.speed.bound),
+        sampling=sampling,
+        engine=EngineOut(name=setup.engine, argv=argv(args)),
+        cost=CostOut(),
+        explanations=explanations(choice, caps, pinned, runners),
+        pinned=pinned, knobs=knobs(choice),
+        serve={"host": setup.serve.host, "port": setup.serve.port},
+    )

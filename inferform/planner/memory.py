@@ -1,0 +1,251 @@
+"""Memory per device, as llama.cpp allocates it: model buffers, KV caches, output and compute buffers.
+
+Ground truth is what llama-server logs at `-lv 4` (model/KV/output/compute buffer sizes); the rules here were
+read from its source and checked against those logs (benchmarks/memory_truth.py prints the comparison).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from inferform.catalog.quants import load_ggml_types
+from inferform.planner.model import ModelDesc
+
+KV_PAD = 256  # llama.cpp pads KV cell counts to this many cells
+ALIGN = 32  # GGUF tensor data alignment
+
+
+def pad(n: int, multiple: int = KV_PAD) -> int:
+    return int(math.ceil(n / multiple) * multiple)
+
+
+def type_bytes(ggml_type: str, n_elements: int) -> int:
+    t = load_ggml_types()[ggml_type.upper()]
+    return n_elements // t.block_size * t.type_size
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The engine settings that change memory (all explicit: inferform never lets llama.cpp fit by itself)."""
+
+    n_ctx: int
+    parallel: int = 1
+    kv_unified: bool = False
+    ubatch: int = 512
+    batch: int = 2048
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: bool = True
+    swa_full: bool = False
+    n_gpu_layers: int = 0
+    n_cpu_moe: int = 0
+    n_gpus: int = 0
+    tensor_split: tuple[float, ...] = ()
+    repack: frozenset[str] = frozenset()  # ggml types the CPU backend copies into a repacked buffer
+
+    @property
+    def n_ctx_seq(self) -> int:
+        """Cells per stream: llama.cpp rounds n_ctx up to 256, then each slot's share up to 256 again."""
+        total = pad(self.n_ctx)
+        return total if self.kv_unified else pad(total // self.parallel)
+
+    @property
+    def n_ctx_actual(self) -> int:
+        return self.n_ctx_seq if self.kv_unified else self.n_ctx_seq * self.parallel
+
+    @property
+    def n_ubatch(self) -> int:
+        """The ubatch the scheduler reserves for: capped by batch and context, a multiple of the slot count."""
+        ub = min(self.ubatch, self.batch, self.n_ctx_actual)
+        return int(math.ceil(ub / self.parallel) * self.parallel)
+
+
+@dataclass(frozen=True)
+class KvCache:
+    kind: str  # "full" or "swa"
+    cells: int  # per stream
+    streams: int
+    layers: int
+    bytes: int
+
+
+@dataclass
+class Side:
+    """One side of the plan's memory table (all GPUs summed, or host RAM)."""
+
+    weights: int = 0
+    kv: int = 0
+    compute: int = 0
+    output: int = 0
+    repack: int = 0
+    caches: list[KvCache] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Everything on this side; the output (logits) buffer is counted inside compute, as the contract says."""
+        return self.weights + self.kv + self.compute
+
+
+@dataclass
+class MemoryEstimate:
+    gpu: Side
+    host: Side
+    per_gpu: list[int]  # total bytes on each GPU, for budgets checked per device
+    gpu_layers: list[int]  # layer indices on a GPU
+
+
+def layer_on_gpu(layer: int, n_layers: int, n_gpu_layers: int) -> bool:
+    """-ngl N offloads the output layer first, then the *last* N-1 repeating layers (n_layers + 1 = everything)."""
+    return n_gpu_layers > 0 and layer >= n_layers + 1 - n_gpu_layers
+
+
+def kv_caches(model: ModelDesc, cfg: RunConfig, on_gpu: list[bool]) -> tuple[list[KvCache], list[KvCache]]:
+    """(gpu caches, host caches). The full cache holds n_ctx_seq cells per stream; the SWA cache holds what the
+    window needs: window × sequences per stream + one ubatch, padded, at most n_ctx_seq."""
+    streams = 1 if cfg.kv_unified else cfg.parallel
+    seqs_per_stream = cfg.parallel if cfg.kv_unified else 1
+    n_ctx_seq = cfg.n_ctx_seq
+    swa_cells = n_ctx_seq if cfg.swa_full else pad(min(n_ctx_seq, model.sliding_window * seqs_per_stream
+                                                       + min(cfg.ubatch, cfg.batch)))
+    out: dict[tuple[bool, str], list[int]] = {}
+    for il, layer in enumerate(model.layers):
+        kind = "swa" if layer.swa else "full"
+        cells = swa_cells if layer.swa else n_ctx_seq
+        row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v, layer.n_embd_v_gqa)
+        acc = out.setdefault((on_gpu[il], kind), [0, 0, cells])
+        acc[0] += row * cells * streams
+        acc[1] += 1
+    gpu, host = [], []
+    for (is_gpu, kind), (size, layers, cells) in sorted(out.items()):
+        (gpu if is_gpu else host).append(KvCache(kind, cells, streams, layers, size))
+    return gpu, host
+
+
+def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with_logits: bool = True) -> int:
+    """The scheduler's reserve for the worst-case ubatch graph on one device: the peak of live tensors.
+
+    FFN phase: ub × (3·n_ff + 3·n_embd + n_head·head_dim) f32 activations, plus the attention masks (one per
+    distinct cache, n_kv × ub, f16 with flash attention, f32 without). Without flash attention the KQ score
+    matrix of one layer (n_ctx_seq × ub × n_head, f32) is live beside half the FFN term. The logits phase
+    (one row per slot) only matters for tiny models. Measured within ±0.1 MiB on the pinned build (CPU).
+    """
+    ub = cfg.n_ubatch
+    n_ff = model.n_ff_active
+    rest_ffn = ub * (3 * n_ff + 3 * model.n_embd + model.q_dim) * 4
+    out_phase = (min(ub, cfg.parallel) * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
+    kinds = {c.kind: c.cells for c in caches}
+    mask_cells = sum(kinds.values())
+    if cfg.flash_attn:
+        return max(mask_cells * ub * 2 + rest_ffn, out_phase)
+    masks = mask_cells * ub * 4
+    kq = max(kinds.values(), default=0) * ub * model.n_head * 4
+    return max(masks + kq + rest_ffn // 2, masks + rest_ffn, out_phase)
+
+
+@dataclass(frozen=True)
+class LayerBytes:
+    """Per-layer weight sums, computed once per model so each placement trial costs O(layers), not O(tensors)."""
+
+    dense: tuple[int, ...]  # non-expert tensors per layer
+    expert: tuple[int, ...]
+    dense_repack: tuple[int, ...]  # of which in repackable types
+    expert_repack: tuple[int, ...]
+    embd: int  # token_embd: always in host memory
+    head: int  # output + output_norm: the first thing -ngl moves to the GPU
+    head_repack: int
+    tied: bool  # no output.weight: the output reuses token_embd (a second copy when offloaded)
+    repack_types: frozenset[str]
+
+
+def layer_bytes(model: ModelDesc, repack: frozenset[str]) -> LayerBytes:
+    n = model.n_layers
+    dense, expert, dense_r, expert_r = [0] * n, [0] * n, [0] * n, [0] * n
+    embd = head = head_r = 0
+    for t in model.tensors:
+        rep = t.n_bytes if t.type_name in repack and len(t.shape) >= 2 else 0
+        if t.layer is None:
+            if t.name.startswith("token_embd"):
+                embd += t.n_bytes
+            else:
+                head += t.n_bytes
+                head_r += rep
+        elif t.is_expert:
+            expert[t.layer] += t.n_bytes
+            expert_r[t.layer] += rep
+        else:
+            dense[t.layer] += t.n_bytes
+            dense_r[t.layer] += rep
+    tied = not any(t.name == "output.weight" for t in model.tensors)
+    return LayerBytes(tuple(dense), tuple(expert), tuple(dense_r), tuple(expert_r), embd, head, head_r, tied,
+                      repack)
+
+
+def _mapped_span(model: ModelDesc, in_map: list[bool]) -> int:
+    """Bytes of the file range llama.cpp maps for CPU tensors: from the first to the last tensor it reads through
+    the mapping, counting whatever lies between (repacked or offloaded tensors included, 32-byte aligned)."""
+    idx = [i for i, used in enumerate(in_map) if used]
+    if not idx:
+        return 0
+    return sum(pad(t.n_bytes, ALIGN) for t in model.tensors[idx[0]: idx[-1] + 1])
+
+
+def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exact: bool = False) -> MemoryEstimate:
+    """Memory per side for one configuration. `exact` walks the tensor list for the mapped file range (the final
+    plan); otherwise per-layer sums are used (placement search), which differ only at the ends of the file."""
+    n = model.n_layers
+    ngl = min(cfg.n_gpu_layers, n + 1) if cfg.n_gpus else 0
+    repack = cfg.repack if ngl == 0 else frozenset()  # with a GPU backend, host weights are mapped, not repacked
+    if lb is None or lb.repack_types != repack:
+        lb = layer_bytes(model, repack)
+    on_gpu = [layer_on_gpu(il, n, ngl) for il in range(n)]
+    gpu, host = Side(), Side()
+    host.weights = lb.embd  # token embeddings stay on the CPU (get_rows runs there)
+    if ngl >= 1:
+        gpu.weights += lb.head + (lb.embd if lb.tied else 0)  # a tied output gets its own copy on the GPU
+    else:
+        host.weights += lb.head
+        host.repack += lb.head_repack
+    for il in range(n):
+        experts_in_ram = il < cfg.n_cpu_moe
+        if on_gpu[il]:
+            gpu.weights += lb.dense[il]
+        else:
+            host.weights += lb.dense[il]
+            host.repack += lb.dense_repack[il]
+        if on_gpu[il] and not experts_in_ram:
+            gpu.weights += lb.expert[il]
+        else:
+            host.weights += lb.expert[il]
+            host.repack += lb.expert_repack[il]
+    if exact:
+        in_map = []
+        for t in model.tensors:
+            if t.layer is None:
+                on_host = t.name.startswith("token_embd") or ngl == 0
+            else:
+                on_host = not on_gpu[t.layer] or (t.is_expert and t.layer < cfg.n_cpu_moe)
+            repacked = on_host and t.name != "token_embd.weight" and t.type_name in repack and len(t.shape) >= 2
+            in_map.append(on_host and not repacked)
+        host.weights = _mapped_span(model, in_map)
+    host.weights += host.repack  # repacked copies live beside the mapped file
+    gpu.caches, host.caches = kv_caches(model, cfg, on_gpu)
+    gpu.kv = sum(c.bytes for c in gpu.caches)
+    host.kv = sum(c.bytes for c in host.caches)
+    host.output = model.n_vocab * 4 * cfg.parallel  # logits for one output per sequence, in host memory
+    all_caches = gpu.caches + host.caches
+    if any(on_gpu) or ngl >= 1:
+        gpu.compute = compute_buffer(model, cfg, all_caches)
+        host.compute = compute_buffer(model, cfg, host.caches, with_logits=False) if not all(on_gpu) \
+            else 2 * cfg.n_ubatch * model.n_embd * 4
+    else:
+        host.compute = compute_buffer(model, cfg, all_caches)
+    host.compute += host.output  # the contract counts the output (logits) buffer inside compute_bytes
+    per_gpu = _split(gpu.total, cfg) if cfg.n_gpus else []
+    return MemoryEstimate(gpu, host, per_gpu, [il for il in range(n) if on_gpu[il]])
+
+
+def _split(total: int, cfg: RunConfig) -> list[int]:
+    shares = list(cfg.tensor_split) or [1.0] * cfg.n_gpus
+    norm = sum(shares)
+    return [int(total * s / norm) for s in shares]

@@ -1,0 +1,144 @@
+"""What the memory and speed models need to know about a model, from a GGUF file or from catalog shapes.
+
+One description for both paths, so placement and memory code never branch on where the facts came from;
+the plan only says which ("gguf" or "shapes").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+from inferform.catalog.files import read_data
+from inferform.catalog.models import ModelEntry
+from inferform.gguf import GGUFInfo, Tensor
+
+
+@dataclass(frozen=True)
+class LayerAttn:
+    """Per-layer attention facts that size the KV cache."""
+
+    n_embd_k_gqa: int  # key width stored per token (kv heads × key head dim)
+    n_embd_v_gqa: int
+    swa: bool  # uses the sliding window
+
+
+@dataclass
+class ModelDesc:
+    architecture: str
+    n_layers: int
+    n_embd: int
+    n_vocab: int
+    n_head: int
+    n_ff: int
+    layers: list[LayerAttn]
+    sliding_window: int
+    n_expert: int
+    n_expert_used: int
+    n_ff_expert: int
+    n_ff_shared: int
+    head_dim_k: int
+    tensors: list[Tensor]
+    file_bytes: int
+    context_trained: int
+    source: str  # "gguf" or "shapes"
+    quant: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_expert > 0
+
+    @property
+    def n_ff_active(self) -> int:
+        """FFN width one token activates: routed experts in use plus any shared expert, or the dense width."""
+        if self.is_moe:
+            return max(self.n_expert_used * self.n_ff_expert + self.n_ff_shared, 0)
+        return self.n_ff
+
+    @property
+    def q_dim(self) -> int:
+        return self.n_head * self.head_dim_k
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(t.n_bytes for t in self.tensors)
+
+    def layer_tensors(self, layer: int) -> list[Tensor]:
+        return [t for t in self.tensors if t.layer == layer]
+
+    @property
+    def params_total(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    @property
+    def params_active(self) -> int:
+        """Parameters read per token: experts count n_expert_used of n_expert."""
+        total = 0
+        for t in self.tensors:
+            n = t.n_elements
+            if t.is_expert and self.n_expert:
+                n = n * self.n_expert_used // self.n_expert
+            total += n
+        return total
+
+
+@cache
+def _swa_patterns() -> dict[str, int]:
+    return {row["name"]: row["swa_pattern"] for row in read_data("architectures.yaml")["architectures"]}
+
+
+def swa_layers(architecture: str, n_layers: int, sliding_window: int) -> list[bool]:
+    """Which layers use the sliding window, as llama.cpp's set_swa_pattern decides (last of each group is full)."""
+    pattern = _swa_patterns().get(architecture, 0)
+    if not sliding_window or pattern < 2:
+        return [False] * n_layers
+    return [(il % pattern) < pattern - 1 for il in range(n_layers)]
+
+
+def _per_layer(value: int | list[int] | None, n_layers: int, default: int) -> list[int]:
+    if isinstance(value, list):
+        return [int(v) for v in value] + [int(value[-1])] * (n_layers - len(value))
+    return [int(value if value is not None else default)] * n_layers
+
+
+def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
+    arch = info.architecture
+    n_layers = int(info.arch_value("block_count", 0))
+    n_embd = int(info.arch_value("embedding_length", 0))
+    n_head = _per_layer(info.arch_value("attention.head_count"), n_layers, 1)
+    n_head_kv = _per_layer(info.arch_value("attention.head_count_kv"), n_layers, n_head[0])
+    head_k = int(info.arch_value("attention.key_length", n_embd // max(n_head[0], 1)))
+    head_v = int(info.arch_value("attention.value_length", head_k))
+    window = int(info.arch_value("attention.sliding_window", 0) or 0)
+    swa = swa_layers(arch, n_layers, window)
+    layers = [LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
+    vocab = info.array_lengths.get("tokenizer.ggml.tokens") or int(info.arch_value("vocab_size", 0))
+    ff = info.arch_value("feed_forward_length", 0)
+    return ModelDesc(
+        architecture=arch, n_layers=n_layers, n_embd=n_embd, n_vocab=int(vocab), n_head=n_head[0],
+        n_ff=int(ff[0] if isinstance(ff, list) else ff or 0), layers=layers, sliding_window=window,
+        n_expert=int(info.arch_value("expert_count", 0) or 0),
+        n_expert_used=int(info.arch_value("expert_used_count", 0) or 0),
+        n_ff_expert=int(info.arch_value("expert_feed_forward_length", 0) or 0),
+        n_ff_shared=int(info.arch_value("expert_shared_feed_forward_length", 0) or 0), head_dim_k=head_k,
+        tensors=info.tensors,
+        file_bytes=info.file_bytes, context_trained=int(info.arch_value("context_length", 0) or 0),
+        source="gguf", quant=quant)
+
+
+def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
+    from inferform.planner.tensors import estimated_file_bytes, synthesize_tensors
+
+    s = entry.shapes
+    swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
+    layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
+    listed = entry.quant(quant)
+    file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant)
+    return ModelDesc(
+        architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
+        n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,
+        n_expert_used=s.n_expert_used, n_ff_expert=s.n_ff_expert, n_ff_shared=s.n_ff_shared,
+        head_dim_k=s.head_dim_k, tensors=synthesize_tensors(entry, quant), file_bytes=file_bytes,
+        context_trained=entry.context_trained, source="shapes", quant=quant,
+        notes=[f"estimated from the catalog's shapes for {entry.id} at {quant} (no file at hand)"])

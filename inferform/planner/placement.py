@@ -1,0 +1,97 @@
+"""Where the model lives: the most layers (dense) or the most expert tensors (MoE) that fit each device.
+
+Memory grows monotonically with n_gpu_layers and shrinks with n_cpu_moe, so both are found by bisection over
+per-layer aggregates: a placement trial costs O(layers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from inferform.planner.memory import LayerBytes, MemoryEstimate, RunConfig, estimate
+
+
+@dataclass(frozen=True)
+class Budgets:
+    gpu: list[int]  # per GPU, after the reserve
+    host: int
+    unified: bool = False  # Apple: GPU and host draw from the same RAM
+
+    @property
+    def gpu_total(self) -> int:
+        return sum(self.gpu)
+
+
+@dataclass
+class Placement:
+    cfg: RunConfig
+    mem: MemoryEstimate
+    fits: bool
+    all_on_gpu: bool
+    why: str
+
+
+def fits(mem: MemoryEstimate, budgets: Budgets) -> bool:
+    if budgets.unified:
+        return mem.gpu.total + mem.host.total <= budgets.host
+    if any(used > cap for used, cap in zip(mem.per_gpu, budgets.gpu, strict=False)):
+        return False
+    return mem.host.total <= budgets.host
+
+
+def _bisect(lo: int, hi: int, ok) -> int | None:
+    """Largest x in [lo, hi] with ok(x) true, assuming ok is monotone decreasing in x; None if ok(lo) is false."""
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _smallest(lo: int, hi: int, ok) -> int | None:
+    """Smallest x in [lo, hi] with ok(x) true, assuming ok is monotone increasing in x; None if ok(hi) is false."""
+    if not ok(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def place(model, cfg: RunConfig, budgets: Budgets, lb: LayerBytes, *, allow_moe_offload: bool,
+          pinned_ngl: int | None = None, pinned_cpu_moe: int | None = None) -> Placement:
+    n = model.n_layers
+    if not budgets.gpu:
+        mem = estimate(model, replace(cfg, n_gpu_layers=0, n_gpus=0), lb)
+        return Placement(replace(cfg, n_gpu_layers=0, n_gpus=0), mem, fits(mem, budgets), False, "no GPU: CPU only")
+    cfg = replace(cfg, n_gpus=len(budgets.gpu))
+
+    def trial(ngl: int, cpu_moe: int) -> tuple[RunConfig, MemoryEstimate]:
+        c = replace(cfg, n_gpu_layers=ngl, n_cpu_moe=cpu_moe)
+        return c, estimate(model, c, lb)
+
+    if pinned_ngl is not None or pinned_cpu_moe is not None:
+        c, mem = trial(pinned_ngl if pinned_ngl is not None else n + 1, pinned_cpu_moe or 0)
+        return Placement(c, mem, fits(mem, budgets), c.n_gpu_layers > n and not c.n_cpu_moe, "pinned by overrides")
+    c, mem = trial(n + 1, 0)
+    if fits(mem, budgets):
+        return Placement(c, mem, True, True, "everything fits on the GPU")
+    if model.is_moe and allow_moe_offload:
+        # experts of the first k layers go to RAM; attention and shared tensors stay on the GPU
+        k = _smallest(0, n, lambda k: fits(trial(n + 1, k)[1], budgets))
+        if k is not None:
+            c, mem = trial(n + 1, k)
+            return Placement(c, mem, True, False, f"expert tensors of {k} of {n} layers in RAM")
+    ngl = _bisect(0, n + 1, lambda g: fits(trial(g, 0)[1], budgets))
+    if ngl is None:
+        c, mem = trial(0, 0)
+        return Placement(c, mem, False, False, "does not fit even with every layer in RAM")
+    c, mem = trial(ngl, 0)
+    return Placement(c, mem, True, ngl > n, f"{min(ngl, n)} of {n} layers on the GPU")
