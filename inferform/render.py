@@ -1,0 +1,57 @@
+"""Plan → files the service needs (launch script, env file, systemd unit, the plan itself).
+
+Templates hold file formats only; every value comes from the plan. StrictUndefined makes a missing value an
+error instead of an empty string, and every shell word is quoted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from pathlib import Path
+
+from inferform.assets import asset_dir
+from inferform.plan import Plan
+
+FILES = {"run.sh": "run.sh.j2", "engine.env": "engine.env.j2",
+         "inferform-engine.service": "inferform-engine.service.j2"}
+
+
+def plan_hash(plan: Plan) -> str:
+    return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(asset_dir("templates")), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["shell_quote"] = lambda v: shlex.quote(str(v))
+    env.filters["shell_join"] = lambda words: " ".join(_word(w) for w in words)
+    return env
+
+
+def _word(word: str) -> str:
+    """Quote a word, keeping ${VAR} references expandable (the model dir and key file are set by apply)."""
+    if word.startswith("${") and "}" in word:
+        var, rest = word[2:].split("}", 1)
+        return f'"${{{var}}}"' + (shlex.quote(rest) if rest else "")
+    return shlex.quote(word)
+
+
+def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    values = {"setup": plan.setup, "plan_hash": plan_hash(plan), "argv": plan.engine.argv, "engine": plan.engine.name,
+              "model_dir": model_dir, "endpoint": f"http://{plan.serve['host']}:{plan.serve['port']}/v1",
+              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
+    written = []
+    for name, template in FILES.items():
+        path = out_dir / name
+        path.write_text(env.get_template(template).render(**values))
+        written.append(path)
+    (out_dir / "run.sh").chmod(0o755)
+    plan_file = out_dir / "plan.json"
+    plan_file.write_text(json.dumps(plan.model_dump(mode="json"), indent=2) + "\n")
+    return [*written, plan_file]
