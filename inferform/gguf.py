@@ -11,6 +11,7 @@ import mmap
 import re
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,12 @@ class Tensor:
     type_name: str
     n_bytes: int
 
-    @property
+    @cached_property  # the planner asks thousands of times per plan
     def layer(self) -> int | None:
         match = _PER_LAYER.match(self.name)
         return int(match.group(1)) if match else None
 
-    @property
+    @cached_property
     def is_expert(self) -> bool:
         """MoE expert tensors (ffn_*_exps): the ones worth keeping in RAM first."""
         return "_exps." in self.name

@@ -134,11 +134,12 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
     layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
     listed = entry.quant(quant)
-    file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant)
+    tensors = synthesize_tensors(entry, quant)
+    file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant, tensors)
     return ModelDesc(
         architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
         n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,
         n_expert_used=s.n_expert_used, n_ff_expert=s.n_ff_expert, n_ff_shared=s.n_ff_shared,
-        head_dim_k=s.head_dim_k, tensors=synthesize_tensors(entry, quant), file_bytes=file_bytes,
+        head_dim_k=s.head_dim_k, tensors=tensors, file_bytes=file_bytes,
         context_trained=entry.context_trained, source="shapes", quant=quant,
         notes=[f"estimated from the catalog's shapes for {entry.id} at {quant} (no file at hand)"])

@@ -123,7 +123,11 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
     ranks = {q.name: q.quality_rank for q in load_quant_types().values()}
     feasible: list[Choice] = []
     closest: Choice | None = None
+    settled: set[str] = set()  # models whose best quant already fits fully: lower quants cannot beat it
     for desc, entry, quant, file in _candidates(setup, gguf):
+        key = entry.id if entry else file
+        if key in settled:
+            continue
         model = desc or from_catalog(entry, quant)
         lb = layer_bytes(model, repack)
         trained = model.context_trained or (entry.context_trained if entry else 4096)
@@ -140,6 +144,10 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
                                 speed.generate_tps >= goals.min_generate_tps)
                 if placement.fits:
                     feasible.append(choice)
+                    complete = (placement.all_on_gpu or not caps.gpu) and choice.meets_floor \
+                        and ctx >= contexts[0] and ctk == "f16"
+                    if complete and setup.experience != "throughput":
+                        settled.add(key)
                     break  # f16 KV fits: a quantized cache would only lose quality
                 if closest is None or _overshoot(choice, caps) < _overshoot(closest, caps):
                     closest = choice

@@ -338,7 +338,7 @@ def header_bytes(entry: ModelEntry, tensors: list[Tensor]) -> int:
     return _pad(24 + METADATA_BYTES + entry.shapes.n_vocab * per_token + table)
 
 
-def estimated_file_bytes(entry: ModelEntry, quant: str) -> int:
+def estimated_file_bytes(entry: ModelEntry, quant: str, tensors: list[Tensor] | None = None) -> int:
     """Size of the GGUF file: the header estimate plus every tensor's bytes, each padded to 32-byte alignment."""
-    tensors = synthesize_tensors(entry, quant)
+    tensors = tensors if tensors is not None else synthesize_tensors(entry, quant)
     return header_bytes(entry, tensors) + sum(_pad(t.n_bytes) for t in tensors)
