@@ -153,7 +153,7 @@ def _plan_for(setup_path: str):
                                     hint="name an instance type from the catalog, e.g. instance_type: g6e.xlarge")
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
     gguf = read_gguf(path) if path else None
-    return spec, make_plan(spec, hw, gguf, str(path) if path else None)
+    return spec, make_plan(spec, hw, gguf)  # argv names ${INFERFORM_MODEL_DIR}: the model role places the file
 
 
 @app.command()

