@@ -1,0 +1,1 @@
+"""Apply: make a plan real (Ansible locally or over SSH; Pulumi for cloud resources) and remember it."""
