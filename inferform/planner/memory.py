@@ -2,6 +2,20 @@
 
 Ground truth is what llama-server logs at `-lv 4` (model/KV/output/compute buffer sizes); the rules here were
 read from its source and checked against those logs (benchmarks/memory_truth.py prints the comparison).
+
+Two engines drive the same libllama differently (RunConfig.engine):
+- "llama.cpp" (llama-server): n_seq_max = -np, outputs capped at one per slot (`n_outputs_max = n_parallel`), so
+  the output buffer and the compute buffer's logits rows are n_parallel × n_vocab × 4; SWA cache sized from the
+  window unless --swa-full.
+- "llama-cpp-python" (its server, 0.3.36): n_seq_max = 1 and kv_unified false (one sequence); it never sets
+  `swa_full`, so libllama's default (true) gives sliding-window layers a full n_ctx cache; it never sets
+  `n_outputs_max`, so libllama takes n_batch and the compute buffer reserves logits for a whole ubatch
+  (ubatch × n_vocab × 4: 512 MiB for a 262k vocabulary). With `logits_all` (its server default, passed explicitly)
+  every prompt token asks for logits, so the output buffer, one row at load, grows to min(n_ctx, n_batch) rows on
+  the first long prompt, and llama.py copies every row into a NumPy `scores` array of n_ctx × n_vocab float32 in
+  host RAM (touched as the conversation grows). Both are counted in the host side's compute (the contract counts
+  output buffers inside compute_bytes): Side.output is the grown buffer, Side.scores the NumPy array, and
+  Side.compute_at_load what libllama logs when the model loads.
 """
 
 from __future__ import annotations
@@ -13,6 +27,9 @@ from inferform.catalog.quants import load_ggml_types
 from inferform.planner.model import ModelDesc
 
 KV_PAD = 256  # llama.cpp pads KV cell counts to this many cells
+LLAMA_CPP = "llama.cpp"
+LLAMA_CPP_PYTHON = "llama-cpp-python"
+ENGINES = (LLAMA_CPP, LLAMA_CPP_PYTHON)
 ALIGN = 32  # GGUF tensor data alignment
 
 
@@ -43,6 +60,33 @@ class RunConfig:
     n_gpus: int = 0
     tensor_split: tuple[float, ...] = ()
     repack: frozenset[str] = frozenset()  # ggml types the CPU backend copies into a repacked buffer
+    engine: str = LLAMA_CPP
+    logits_all: bool = True  # llama-cpp-python only: logits (and a NumPy copy) for every token, see module doc
+
+    def __post_init__(self) -> None:
+        """llama-cpp-python's server cannot set slots, a unified cache, expert offload or swa_full: refuse values
+        it cannot run and pin swa_full to what it does (libllama's default, true)."""
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; one of {', '.join(ENGINES)}")
+        if self.engine == LLAMA_CPP_PYTHON:
+            if self.parallel != 1 or self.kv_unified:
+                raise ValueError("llama-cpp-python serves one sequence (n_seq_max 1, no unified cache)")
+            if self.n_cpu_moe:
+                raise ValueError("llama-cpp-python has no --n-cpu-moe: MoE experts cannot be kept in RAM")
+            object.__setattr__(self, "swa_full", True)
+
+    @property
+    def n_batch_actual(self) -> int:
+        """n_batch after llama.cpp caps it at the context (causal models)."""
+        return min(self.batch, self.n_ctx_actual)
+
+    @property
+    def n_outputs_reserve(self) -> int:
+        """Rows of logits the compute buffer is reserved for: llama-server caps outputs at one per slot;
+        llama-cpp-python leaves n_outputs_max at 0, which libllama turns into n_batch (≥ ubatch)."""
+        if self.engine == LLAMA_CPP_PYTHON:
+            return min(self.n_ubatch, self.n_batch_actual)
+        return min(self.n_ubatch, self.parallel)
 
     @property
     def n_ctx_seq(self) -> int:
@@ -76,8 +120,10 @@ class Side:
 
     weights: int = 0
     kv: int = 0
-    compute: int = 0
-    output: int = 0
+    compute: int = 0  # the scheduler's compute buffer + output buffer (+ llama-cpp-python's NumPy scores)
+    output: int = 0  # the output (logits) buffer at its largest
+    output_at_load: int = 0  # ... and as it is allocated when the model loads (what the log line says)
+    scores: int = 0  # llama-cpp-python: its NumPy copy of the logits (host RAM), see module doc
     repack: int = 0
     caches: list[KvCache] = field(default_factory=list)
 
@@ -85,6 +131,11 @@ class Side:
     def total(self) -> int:
         """Everything on this side; the output (logits) buffer is counted inside compute, as the contract says."""
         return self.weights + self.kv + self.compute
+
+    @property
+    def compute_at_load(self) -> int:
+        """Compute + output as llama.cpp logs them at load: before the output buffer grows, without NumPy."""
+        return self.compute - self.scores - self.output + self.output_at_load
 
 
 @dataclass
@@ -140,7 +191,7 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     else:
         per_token = 3 * model.n_ff + 3 * model.n_embd + model.q_dim
     rest_ffn = int(ub * per_token * 4)
-    out_phase = (min(ub, cfg.parallel) * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
+    out_phase = (cfg.n_outputs_reserve * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
     kinds = {c.kind: c.cells for c in caches}
     mask_cells = sum(kinds.values())
     if cfg.flash_attn:
@@ -239,7 +290,7 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
     gpu.caches, host.caches = kv_caches(model, cfg, on_gpu)
     gpu.kv = sum(c.bytes for c in gpu.caches)
     host.kv = sum(c.bytes for c in host.caches)
-    host.output = model.n_vocab * 4 * cfg.parallel  # logits for one output per sequence, in host memory
+    host.output, host.output_at_load, host.scores = output_buffers(model, cfg)
     all_caches = gpu.caches + host.caches
     if any(on_gpu) or ngl >= 1:
         gpu.compute = compute_buffer(model, cfg, all_caches)
@@ -247,9 +298,25 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
             else 2 * cfg.n_ubatch * model.n_embd * 4
     else:
         host.compute = compute_buffer(model, cfg, all_caches)
-    host.compute += host.output  # the contract counts the output (logits) buffer inside compute_bytes
+    host.compute += host.output + host.scores  # the contract counts output buffers inside compute_bytes
     per_gpu = _split(gpu.total, cfg) if cfg.n_gpus else []
     return MemoryEstimate(gpu, host, per_gpu, [il for il in range(n) if on_gpu[il]])
+
+
+def output_buffers(model: ModelDesc, cfg: RunConfig) -> tuple[int, int, int]:
+    """(output buffer at its largest, output buffer at load, NumPy scores) in host memory, bytes.
+
+    libllama allocates the output buffer for max(n_seq_max, outputs requested) rows of n_vocab floats, in the
+    host buffer of the output layer's device, and only ever grows it. llama-server asks for at most one output
+    per slot. llama-cpp-python with logits_all asks for every token of a batch (at most min(n_ctx, n_batch)),
+    and llama.py keeps `scores = np.ndarray((n_ctx if logits_all else n_batch, n_vocab), float32)`, written row
+    by row as tokens are evaluated (without logits_all it is never written, so its pages are never touched)."""
+    row = model.n_vocab * 4
+    if cfg.engine != LLAMA_CPP_PYTHON:
+        return row * cfg.parallel, row * cfg.parallel, 0
+    if not cfg.logits_all:
+        return row, row, 0
+    return row * cfg.n_batch_actual, row, row * cfg.n_ctx_actual
 
 
 def _split(total: int, cfg: RunConfig) -> list[int]:

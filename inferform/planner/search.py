@@ -14,7 +14,7 @@ from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner import presets
-from inferform.planner.memory import RunConfig, layer_bytes
+from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, layer_bytes
 from inferform.planner.model import ModelDesc, from_catalog, from_gguf
 from inferform.planner.placement import Budgets, Placement, place
 from inferform.planner.speed_adapter import SpeedResult, predict_speed
@@ -112,7 +112,11 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
     goals = presets.goals(setup.use_case, setup.experience)
     caps = budgets(hw)
     o = setup.overrides
-    parallel = o.parallel or goals.parallel
+    engine_cfg = _engine_config(setup)
+    parallel = (o.parallel or goals.parallel) if setup.engine == LLAMA_CPP else 1
+    ubatch = o.ubatch or goals.ubatch
+    # llama-cpp-python with logits_all grows its output buffer to n_batch rows of logits: no bigger than a ubatch
+    batch = o.batch or (goals.batch if setup.engine == LLAMA_CPP else ubatch)
     fa = o.flash_attn if o.flash_attn is not None else True
     kv_types = [(o.cache_type_k or t, o.cache_type_v or t) for t in KV_TYPES] if fa else [("f16", "f16")]
     if o.cache_type_k or o.cache_type_v:
@@ -135,10 +139,10 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
         contexts = _contexts(setup, trained, goals, parallel)
         for ctx in contexts:
             for ctk, ctv in kv_types:
-                cfg = RunConfig(n_ctx=ctx * parallel, parallel=parallel, ubatch=o.ubatch or goals.ubatch,
-                                batch=o.batch or goals.batch, cache_type_k=ctk, cache_type_v=ctv, flash_attn=fa,
-                                repack=repack, tensor_split=tuple(o.tensor_split or ()))
-                placement = place(model, cfg, caps, lb, allow_moe_offload=setup.engine == "llama.cpp",
+                cfg = RunConfig(n_ctx=ctx * parallel, parallel=parallel, ubatch=ubatch, batch=batch,
+                                cache_type_k=ctk, cache_type_v=ctv, flash_attn=fa, repack=repack,
+                                tensor_split=tuple(o.tensor_split or ()), **engine_cfg)
+                placement = place(model, cfg, caps, lb, allow_moe_offload=setup.engine == LLAMA_CPP,
                                   pinned_ngl=o.n_gpu_layers, pinned_cpu_moe=o.n_cpu_moe)
                 speed = predict_speed(model, placement, hw, lb)
                 choice = Choice(model, entry, file, placement, speed, ctx, contexts[0], ranks.get(quant, 0),
@@ -159,6 +163,23 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
         raise _does_not_fit(setup, hw, caps, closest)
     feasible.sort(key=lambda c: _score(c, goals.prefer, setup.experience), reverse=True)
     return feasible[0], feasible[1:]
+
+
+def _engine_config(setup: Setup) -> dict:
+    """RunConfig fields the engine decides. llama-cpp-python runs one sequence and has no expert offload: a setup
+    pinning either for it cannot be run as written."""
+    if setup.engine == LLAMA_CPP:
+        return {}
+    o = setup.overrides
+    if o.parallel and o.parallel > 1:
+        raise InferformError.single(f"{setup.name}: llama-cpp-python serves one conversation at a time "
+                                    f"(overrides.parallel: {o.parallel})",
+                                    hint="use engine: llama.cpp for parallel slots, or remove overrides.parallel")
+    if o.n_cpu_moe:
+        raise InferformError.single(f"{setup.name}: llama-cpp-python cannot keep MoE experts in RAM "
+                                    "(no --n-cpu-moe or tensor overrides)",
+                                    hint="use engine: llama.cpp for expert offload, or remove overrides.n_cpu_moe")
+    return {"engine": LLAMA_CPP_PYTHON, "logits_all": True}
 
 
 def _overshoot(c: Choice, caps: Budgets) -> int:
