@@ -190,6 +190,8 @@ class Overrides(Strict):
     top_k: int | None = Field(None, ge=0, le=1000, description="Top-k sampling (0 = off).")
     min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling.")
     repeat_penalty: float | None = Field(None, ge=0, le=5, description="Repetition penalty.")
+    logits_all: bool | None = Field(None, description="llama-cpp-python only: keep logits for every token (needed "
+                                                      "for logprobs; costs n_ctx × vocabulary × 4 bytes of RAM).")
 
 
 def _context(value: Any) -> Any:

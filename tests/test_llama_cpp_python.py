@@ -216,3 +216,21 @@ def test_venv_builder_is_idempotent_and_names_missing_tools(tmp_path, monkeypatc
         python_venv.ensure_llama_cpp_python("0.3.36", "cuda")
     with pytest.raises(python_venv.PythonEngineError, match="unknown backend"):
         python_venv.ensure_llama_cpp_python("0.3.36", "tpu")
+
+
+def test_logits_all_off_frees_the_scores_array():
+    from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
+    from inferform.planner.compose import make_plan
+    from inferform.spec import parse_setup
+    from inferform.yamlpos import load_yaml
+
+    hw = HardwareProfile(os="linux", arch="x86_64", ram_bytes=64 * GIB,
+                         cpu=CpuInfo(name="t", cores=8, threads=8, flags=["avx2"], memory_bandwidth_gbs=60))
+    text = ("name: t\nuse_case: chat\nengine: llama-cpp-python\ntarget: {kind: local}\n"
+            "model: {id: gemma-3-4b-it, quant: Q4_K_M}\noverrides: {n_ctx: 8192%s}\n")
+    on = make_plan(parse_setup(load_yaml(text % "", "t.yaml")), hw)
+    off = make_plan(parse_setup(load_yaml(text % ", logits_all: false", "t.yaml")), hw)
+    vocab = 262144
+    assert on.memory.host.compute_bytes - off.memory.host.compute_bytes >= 8192 * vocab * 4 * 0.9
+    assert "--logits_all" in on.engine.argv
+    assert off.engine.argv[off.engine.argv.index("--logits_all") + 1] == "false"

@@ -179,7 +179,8 @@ def _engine_config(setup: Setup) -> dict:
         raise InferformError.single(f"{setup.name}: llama-cpp-python cannot keep MoE experts in RAM "
                                     "(no --n-cpu-moe or tensor overrides)",
                                     hint="use engine: llama.cpp for expert offload, or remove overrides.n_cpu_moe")
-    return {"engine": LLAMA_CPP_PYTHON, "logits_all": True}
+    logits_all = o.logits_all if o.logits_all is not None else True  # the server's default: logprobs work
+    return {"engine": LLAMA_CPP_PYTHON, "logits_all": logits_all}
 
 
 def _overshoot(c: Choice, caps: Budgets) -> int:
