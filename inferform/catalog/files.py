@@ -7,9 +7,9 @@ dir, keyed by each file's path, size and mtime, so only the first run after a da
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import zlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,8 @@ def read_data(relative: str) -> Any:
     """Parsed content of one data file (cached in-process, and on disk as JSON keyed by the file's stat)."""
     path = DATA_DIR / relative
     stat = path.stat()
-    key = hashlib.sha256(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-    cached = _cache_dir() / f"{key}.json"
+    key = f"{relative.replace('/', '_')}-{stat.st_size}-{stat.st_mtime_ns}-{zlib.crc32(str(path).encode()):08x}"
+    cached = _cache_dir() / f"{key}.json"  # zlib, not hashlib: importing OpenSSL costs milliseconds at start-up
     try:
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
