@@ -11,7 +11,6 @@ import mmap
 import re
 import struct
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,14 @@ class Tensor:
     shape: tuple[int, ...]
     type_name: str
     n_bytes: int
+    layer: int | None = field(init=False, compare=False)  # blk.N. index; None for token_embd/output/...
+    is_expert: bool = field(init=False, compare=False)  # MoE expert tensors (ffn_*_exps): RAM candidates first
 
-    @cached_property  # the planner asks thousands of times per plan
-    def layer(self) -> int | None:
+    def __post_init__(self) -> None:
+        # computed once: the planner asks thousands of times per plan
         match = _PER_LAYER.match(self.name)
-        return int(match.group(1)) if match else None
-
-    @cached_property
-    def is_expert(self) -> bool:
-        """MoE expert tensors (ffn_*_exps): the ones worth keeping in RAM first."""
-        return "_exps." in self.name
+        object.__setattr__(self, "layer", int(match.group(1)) if match else None)
+        object.__setattr__(self, "is_expert", "_exps." in self.name)
 
     @property
     def n_elements(self) -> int:
