@@ -180,6 +180,71 @@ def render(setup: SetupArg,
         typer.echo(f"wrote {path}")
 
 
+def _progress():
+    """A rich progress line fed by ansible-runner events: the task being run, and how many have run."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("[dim]{task.completed} tasks"),
+                        TimeElapsedColumn(), transient=False)
+    task = progress.add_task("starting", total=None)
+
+    def on_event(event: dict) -> None:
+        data = event.get("event_data", {})
+        if event.get("event") == "playbook_on_task_start":
+            progress.update(task, description=data.get("task", ""), advance=1)
+
+    return progress, on_event
+
+
+@app.command()
+def apply(setup: SetupArg,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan diff and rendered files; "
+                                                                  "change nothing.")] = False) -> None:
+    """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
+    from inferform.apply.state import read_state
+    from inferform.plan_diff import diff_lines
+    from inferform.render import plan_hash
+
+    spec, result = _plan_for(setup)
+    previous = read_state(spec.name)
+    lines = diff_lines(previous.plan if previous else None, result.model_dump(mode="json"))
+    for line in lines:
+        typer.echo(line)
+    if dry_run:
+        import tempfile
+        from pathlib import Path
+
+        from inferform.render import render as render_files
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
+                typer.echo(f"--- {path.name}\n{path.read_text()}")
+        typer.echo(f"dry run: nothing applied (plan {plan_hash(result)})")
+        return
+    from inferform.apply.local import apply_plan
+
+    progress, on_event = _progress()
+    with progress:
+        state, changed = apply_plan(result, setup, sha256=spec.model.sha256 if spec.model else None,
+                                    on_event=on_event)
+    typer.echo(f"applied {spec.name}: {changed} changed; serving {state.endpoint} (pid {state.pid})")
+    typer.echo(f"stop it with: inferform destroy {setup}")
+
+
+@app.command()
+def destroy(setup: SetupArg,
+            purge: Annotated[bool, typer.Option(help="Also delete the downloaded model file.")] = False) -> None:
+    """Stop what apply started and remove what it created (shared caches stay unless --purge)."""
+    from inferform.apply.local import destroy_setup
+    from inferform.spec import load_setup
+
+    name = load_setup(setup).name
+    progress, on_event = _progress()
+    with progress:
+        done = destroy_setup(name, on_event=on_event, purge=purge)
+    typer.echo(f"destroyed {name}" if done else f"nothing applied for {name}")
+
+
 @app.command()
 def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (path).")] = None,
            as_json: JsonOpt = False) -> None:

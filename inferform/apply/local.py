@@ -1,0 +1,133 @@
+"""`inferform apply` for local (and SSH) targets: render the plan, run the roles, record what runs.
+
+Order matters for honesty: files are rendered into a directory named by the plan's hash, the playbook runs, and
+only a successful, healthy run is written to state. A failed run of a changed plan re-applies the previous
+rendered configuration, so the old server is serving again, and the error carries the engine's log tail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
+from inferform.errors import EXIT_FAILURE, InferformError
+from inferform.plan import Plan
+from inferform.planner.compose import model_filename
+from inferform.render import plan_hash, render
+
+LOG_TAIL = 20
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "inferform"
+
+
+def model_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: int | None,
+              state: str = "started") -> dict:
+    """Playbook variables: everything the roles need, all decided by the plan (the roles decide nothing)."""
+    backend = "cpu" if not plan.target.gpus else "cuda"
+    return {
+        "inferform_engine_kind": plan.engine.name,
+        "inferform_engine_backend": backend,
+        "inferform_engine_version": "0.3.36",
+        "inferform_engine_cache_dir": str(cache_dir()),
+        "inferform_model_source": plan.model.file,
+        "inferform_model_dir": str(model_dir()),
+        "inferform_model_filename": model_filename(plan.model.file),
+        "inferform_model_sha256": sha256 or "",
+        "inferform_model_bytes": file_bytes or 0,
+        "inferform_service_name": plan.setup,
+        "inferform_service_render_dir": str(render_dir),
+        "inferform_service_state_dir": str(setup_dir(plan.setup)),
+        "inferform_service_model_dir": str(model_dir()),
+        "inferform_service_host": str(plan.serve["host"]),
+        "inferform_service_port": int(plan.serve["port"]),
+        "inferform_service_state": state,
+    }
+
+
+def local_inventory() -> str:
+    import sys
+
+    return f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+
+
+def _render_dir(plan: Plan) -> Path:
+    return setup_dir(plan.setup) / f"render-{plan_hash(plan)}"
+
+
+def _failure(result, what: str) -> str:
+    messages = "\n".join(result.messages[-3:]) if result.messages else "(no message)"
+    return f"{what} failed: {messages}"
+
+
+def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Callable[[dict], None] | None = None,
+               ) -> tuple[AppliedState, int]:
+    """Apply under the setup's lock; returns the new state and how many tasks changed something."""
+    from inferform.apply.runner import playbook_path, run_playbook
+
+    with setup_lock(plan.setup):
+        previous = read_state(plan.setup)
+        out = _render_dir(plan)
+        if not out.is_dir():
+            tmp = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            render(plan, tmp, str(model_dir()))
+            os.replace(tmp, out)
+        key_file = None if plan.serve["host"] in ("127.0.0.1", "localhost", "::1") else api_key_file(plan.setup)
+        variables = extravars(plan, out, sha256=sha256, file_bytes=None)
+        if key_file:
+            variables["inferform_service_api_key_file"] = str(key_file)
+        result = run_playbook(playbook_path("apply"), variables, local_inventory(), on_event=on_event)
+        if result.rc != 0:
+            why = _failure(result, "apply")
+            if previous and previous.plan_hash != plan_hash(plan):
+                back = Path(previous.plan.get("_render_dir", "")) if previous.plan else None
+                if back and back.is_dir():
+                    old = Plan.model_validate({k: v for k, v in previous.plan.items() if not k.startswith("_")})
+                    run_playbook(playbook_path("apply"), extravars(old, back, sha256=sha256, file_bytes=None),
+                                 local_inventory(), on_event=on_event)
+                    why += f"\nthe previous configuration ({previous.plan_hash}) was brought back and is serving"
+            raise InferformError.single(why, hint="see `inferform logs SETUP`", exit_code=EXIT_FAILURE)
+        pid_file = setup_dir(plan.setup) / "server.pid"  # written by the service role
+        state = AppliedState(
+            setup=plan.setup, setup_file=str(Path(setup_file).resolve()), plan_hash=plan_hash(plan),
+            applied_at=dt.datetime.now(dt.UTC), endpoint=f"http://{plan.serve['host']}:{plan.serve['port']}/v1",
+            engine=plan.engine.name, pid=int(pid_file.read_text()) if pid_file.exists() else None,
+            api_key_file=str(key_file) if key_file else None,
+            plan={**plan.model_dump(mode="json"), "_render_dir": str(out)})
+        write_state(state)
+        return state, result.changed
+
+
+def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, purge: bool = False) -> bool:
+    """Stop and remove what apply created; False when nothing was applied."""
+    from inferform.apply.runner import playbook_path, run_playbook
+
+    with setup_lock(name):
+        state = read_state(name)
+        if state is None:
+            return False
+        plan = Plan.model_validate({k: v for k, v in state.plan.items() if not k.startswith("_")})
+        render_dir = Path(state.plan.get("_render_dir", setup_dir(name)))
+        result = run_playbook(playbook_path("destroy"), extravars(plan, render_dir, sha256=None, file_bytes=None,
+                                                                   state="absent"),
+                              local_inventory(), on_event=on_event)
+        if result.rc != 0:
+            raise InferformError.single(_failure(result, "destroy"), exit_code=EXIT_FAILURE)
+        keep = {"api-key"} if not purge else set()
+        for child in setup_dir(name).iterdir():
+            if child.name not in keep and child.name != ".lock":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if purge:
+            (model_dir() / model_filename(plan.model.file)).unlink(missing_ok=True)
+        return True
