@@ -112,11 +112,10 @@ def models(as_json: JsonOpt = False,
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
 
 
-def _fits_for(setup_path: str):
-    """Every catalog model suited to the setup's use case, each planned on the setup's hardware."""
+def _resolved(setup_path: str):
+    """Load and check a setup, and resolve the hardware it runs on (shared by plan and models --fits)."""
     from inferform.hardware.detect import detect
     from inferform.hardware.resolve import resolve_hardware
-    from inferform.planner.search import search
     from inferform.references import check_references
     from inferform.spec import load_setup_located
 
@@ -125,7 +124,16 @@ def _fits_for(setup_path: str):
     hw = resolve_hardware(spec, located, detect)
     if hw is None:
         raise InferformError.single("instance_type: auto needs the cloud instance planner, which is not built yet",
-                                    file=setup_path, hint="name an instance type from the catalog")
+                                    file=setup_path, line=located.where(("target", "instance_type"))[0],
+                                    hint="name an instance type from the catalog, e.g. instance_type: g6e.xlarge")
+    return spec, hw
+
+
+def _fits_for(setup_path: str):
+    """Every catalog model suited to the setup's use case, each planned on the setup's hardware."""
+    from inferform.planner.search import search
+
+    spec, hw = _resolved(setup_path)
     open_setup = spec.model_copy(update={"model": None, "context": "auto"})
     try:
         best, others = search(open_setup, hw)
@@ -137,20 +145,10 @@ def _fits_for(setup_path: str):
 def _plan_for(setup_path: str):
     """Load, check, resolve hardware, read a local GGUF header if there is one, and plan."""
     from inferform.gguf import read_gguf
-    from inferform.hardware.detect import detect
-    from inferform.hardware.resolve import resolve_hardware
     from inferform.planner.compose import make_plan
-    from inferform.references import check_references
     from inferform.sources import local_gguf
-    from inferform.spec import load_setup_located
 
-    spec, located = load_setup_located(setup_path)
-    check_references(spec, located)
-    hw = resolve_hardware(spec, located, detect)
-    if hw is None:
-        raise InferformError.single("instance_type: auto needs the cloud instance planner, which is not built yet",
-                                    file=setup_path, line=located.where(("target", "instance_type"))[0],
-                                    hint="name an instance type from the catalog, e.g. instance_type: g6e.xlarge")
+    spec, hw = _resolved(setup_path)
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
     gguf = read_gguf(path) if path else None
     return spec, make_plan(spec, hw, gguf)  # argv names ${INFERFORM_MODEL_DIR}: the model role places the file

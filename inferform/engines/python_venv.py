@@ -21,22 +21,15 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
+from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS
+
 PINNED = "0.3.36"
 """llama-cpp-python version whose memory behaviour the planner models (see planner/memory.py)."""
 
 # CMAKE_ARGS per backend. cpu keeps llama-cpp-python's defaults (it builds the CPU backend natively).
-BACKEND_CMAKE_ARGS: dict[str, tuple[str, ...]] = {
-    "cpu": (),
-    "cuda": ("-DGGML_CUDA=on",),
-    "metal": ("-DGGML_METAL=on",),
-    "vulkan": ("-DGGML_VULKAN=on",),
-    "rocm": ("-DGGML_HIP=on",),
-}
-BACKEND_TOOLS: dict[str, tuple[str, str]] = {
-    "cuda": ("nvcc", "the CUDA toolkit (nvcc on PATH, e.g. apt-get install nvidia-cuda-toolkit)"),
-    "vulkan": ("glslc", "the Vulkan SDK / glslc (e.g. apt-get install glslc libvulkan-dev)"),
-    "rocm": ("hipcc", "ROCm with hipcc on PATH"),
-}
+# The same backends and tool checks as the llama-server build (one table: build.py stays stdlib-only so the
+# engine role can run it on a target; importing it here costs nothing).
+BACKEND_CMAKE_ARGS: dict[str, tuple[str, ...]] = BACKEND_FLAGS
 MARKER = "inferform-venv.json"
 
 Progress = Callable[[str], None]
