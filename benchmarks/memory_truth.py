@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -151,7 +150,7 @@ def _complete(port: int, prompt: str, timeout: float) -> int:
 def run_py_server(python: Path, argv: list[str], prompt_words: int = 0, timeout: float = 300) -> PyRun:
     """Start `argv` (argv[0] replaced by the venv's python) on a free loopback port, wait for uvicorn, read RSS;
     optionally send one prompt of about `prompt_words` tokens and read RSS again; stop it (SIGINT)."""
-    from benchmarks.server_run import free_port, with_port
+    from benchmarks.server_run import free_port, stop, with_port
     from inferform.engines.llama_cpp_python import READY, launch_env
 
     port = free_port()
@@ -174,13 +173,7 @@ def run_py_server(python: Path, argv: list[str], prompt_words: int = 0, timeout:
                     run.prompt_tokens = _complete(port, " ".join(["hello"] * prompt_words), timeout)
                     run.rss_anon_after = _rss_anon(proc.pid)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop(proc)
         run.log = Path(log.name).read_text(errors="replace")
     os.unlink(log.name)
     if READY not in run.log:

@@ -28,6 +28,17 @@ def with_port(argv: list[str], port: int) -> list[str]:
     return out
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGINT the server's process group (it prints its memory table on the way out), then SIGKILL if it hangs."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def load_and_report(binary: Path, argv: list[str], timeout: float = 300) -> tuple[LoggedMemory, str]:
     """Run `argv` (argv[0] replaced by binary) with -lv 4 until it serves; return its logged memory and log."""
     cmd = [str(binary), *with_port(argv[1:], free_port()), "-lv", "4"]
@@ -42,13 +53,7 @@ def load_and_report(binary: Path, argv: list[str], timeout: float = 300) -> tupl
                     break
                 time.sleep(0.2)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop(proc)
         text = Path(log.name).read_text(errors="replace")
     os.unlink(log.name)
     if not any(r in text for r in READY):
