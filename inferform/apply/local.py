@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
+from inferform.engines.build import PINNED
 from inferform.errors import EXIT_FAILURE, InferformError
 from inferform.plan import Plan
 from inferform.planner.compose import model_filename
@@ -38,7 +39,7 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
     return {
         "inferform_engine_kind": plan.engine.name,
         "inferform_engine_backend": backend,
-        "inferform_engine_version": "0.3.36",
+        "inferform_engine_version": PINNED,
         "inferform_engine_cache_dir": str(cache_dir()),
         "inferform_model_source": plan.model.file,
         "inferform_model_dir": str(model_dir()),

@@ -21,10 +21,7 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
-from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS
-
-PINNED = "0.3.36"
-"""llama-cpp-python version whose memory behaviour the planner models (see planner/memory.py)."""
+from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED  # one pin for both engines
 
 # CMAKE_ARGS per backend. cpu keeps llama-cpp-python's defaults (it builds the CPU backend natively).
 # The same backends and tool checks as the llama-server build (one table: build.py stays stdlib-only so the
