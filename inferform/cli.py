@@ -10,9 +10,17 @@ import os
 import sys
 from typing import Annotated
 
-# pydantic scans every installed distribution for plugins on first use (~30 ms with pulumi and ansible
-# installed); inferform uses none, and start-up time is part of the contract.
+# pydantic looks for plugins on first use: its loader imports importlib.metadata (email, zipfile, csv: ~20 ms)
+# and scans every installed distribution (~30 ms more with pulumi and ansible installed). inferform uses no
+# pydantic plugins and start-up time is part of the contract, so plugins are off and the loader is one that
+# finds none. Harmless if pydantic moves its loader: the entry below is then never imported.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+if os.environ["PYDANTIC_DISABLE_PLUGINS"] == "__all__" and "pydantic.plugin._loader" not in sys.modules:
+    import types
+
+    _no_plugins = types.ModuleType("pydantic.plugin._loader", "inferform: pydantic plugins are disabled")
+    _no_plugins.get_plugins = tuple  # type: ignore[attr-defined]  # get_plugins() -> () : no plugins
+    sys.modules["pydantic.plugin._loader"] = _no_plugins
 
 import typer
 

@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
 from inferform.errors import InferformError
@@ -25,20 +25,21 @@ _STRING, _ARRAY = 8, 9
 _PER_LAYER = re.compile(r"^blk\.(\d+)\.")
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
+    """One tensor of a GGUF file. A NamedTuple, not a dataclass: plans build tens of thousands of these, and
+    defining a frozen dataclass alone costs a CLI start-up a millisecond or more (its methods are exec'd)."""
+
     name: str
     shape: tuple[int, ...]
     type_name: str
     n_bytes: int
-    layer: int | None = field(init=False, compare=False)  # blk.N. index; None for token_embd/output/...
-    is_expert: bool = field(init=False, compare=False)  # MoE expert tensors (ffn_*_exps): RAM candidates first
+    layer: int | None  # blk.N. index; None for token_embd/output/...: the planner asks thousands of times
+    is_expert: bool  # MoE expert tensors (ffn_*_exps): RAM candidates first
 
-    def __post_init__(self) -> None:
-        # computed once: the planner asks thousands of times per plan
-        match = _PER_LAYER.match(self.name)
-        object.__setattr__(self, "layer", int(match.group(1)) if match else None)
-        object.__setattr__(self, "is_expert", "_exps." in self.name)
+    @classmethod
+    def of(cls, name: str, shape: tuple[int, ...], type_name: str, n_bytes: int) -> Tensor:
+        match = _PER_LAYER.match(name)
+        return cls(name, shape, type_name, n_bytes, int(match.group(1)) if match else None, "_exps." in name)
 
     @property
     def n_elements(self) -> int:
@@ -171,5 +172,5 @@ def _parse(buf: Any, path: str) -> GGUFInfo:
         elements = 1
         for dim in shape:
             elements *= dim
-        tensors.append(Tensor(name, shape, ggml.name, elements // ggml.block_size * ggml.type_size))
+        tensors.append(Tensor.of(name, shape, ggml.name, elements // ggml.block_size * ggml.type_size))
     return GGUFInfo(path, version, metadata, lengths, tensors, file_bytes=len(buf))

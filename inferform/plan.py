@@ -21,7 +21,7 @@ class TargetOut(_Out):
     kind: str
     instance_type: str | None = None
     region: str | None = None
-    gpus: list[GpuRef] = Field(default_factory=list)
+    gpus: list[GpuRef] = Field([])
 
 
 class ModelOut(_Out):
@@ -37,7 +37,7 @@ class ModelOut(_Out):
 class PlacementOut(_Out):
     n_gpu_layers: int
     n_cpu_moe: int = 0
-    tensor_overrides: list[str] = Field(default_factory=list)
+    tensor_overrides: list[str] = Field([])
     tensor_split: list[float] | None = None
 
 
@@ -100,8 +100,8 @@ class Plan(_Out):
     speed: SpeedOut
     sampling: dict[str, float]
     engine: EngineOut
-    cost: CostOut = Field(default_factory=CostOut)
+    cost: CostOut = Field(CostOut())
     explanations: list[str]
-    pinned: list[str] = Field(default_factory=list, description="Values taken from overrides, not planned.")
-    knobs: list[Knob] = Field(default_factory=list)
-    serve: dict[str, str | int] = Field(default_factory=dict)
+    pinned: list[str] = Field([], description="Values taken from overrides, not planned.")
+    knobs: list[Knob] = Field([])
+    serve: dict[str, str | int] = Field({})

@@ -63,7 +63,7 @@ class CpuSpec(Strict):
 
 
 class Hardware(Strict):
-    gpus: list[GpuSpec] = Field(default_factory=list, description="GPUs; an empty list means CPU only.")
+    gpus: list[GpuSpec] = Field([], description="GPUs; an empty list means CPU only.")
     ram_gib: float | None = Field(None, gt=0, le=65_536, description="System RAM in GiB.")
     cpu: CpuSpec | None = Field(None, description="CPU description; detected for local targets when left out.")
 
@@ -216,8 +216,8 @@ class Setup(Strict):
     context: Annotated[int | Literal["auto"], BeforeValidator(_context)] = Field(
         "auto", description="'auto' (from the use case, capped by the model) or a token count.")
     engine: EngineName = Field("llama.cpp", description="llama.cpp (llama-server) or llama-cpp-python.")
-    serve: Serve = Field(default_factory=Serve, description="Where the endpoint listens.")
-    overrides: Overrides = Field(default_factory=Overrides, description="Pin any planned value.")
+    serve: Serve = Field(Serve(), description="Where the endpoint listens.")
+    overrides: Overrides = Field(Overrides(), description="Pin any planned value.")
 
     @field_validator("name", mode="before")
     @classmethod

@@ -44,7 +44,7 @@ class AppliedState(BaseModel):
     pid: int | None = None
     unit: str | None = None
     api_key_file: str | None = None
-    plan: dict = Field(default_factory=dict, description="The plan as applied (plan --json), for diffs.")
+    plan: dict = Field({}, description="The plan as applied (plan --json), for diffs.")
 
 
 def _state_file(name: str) -> Path:

@@ -15,7 +15,7 @@ from inferform.errors import InferformError, did_you_mean
 
 class GpuEntry(Row):
     name: str
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field([])
     vendor: Literal["nvidia", "amd", "apple", "intel"]
     vram_gib: float = Field(gt=0)
     bandwidth_gbs: float = Field(gt=0)

@@ -20,8 +20,8 @@ class InstanceType(Row):
     vcpus: int = Field(gt=0)
     ram_gib: float = Field(gt=0)
     free_tier: bool = False
-    on_demand_usd: dict[str, float] = Field(default_factory=dict)
-    spot_usd: dict[str, float] = Field(default_factory=dict)
+    on_demand_usd: dict[str, float] = Field({})
+    spot_usd: dict[str, float] = Field({})
 
 
 @cache

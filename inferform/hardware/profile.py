@@ -32,7 +32,7 @@ class CpuInfo(BaseModel):
     name: str = "unknown CPU"
     cores: int = Field(1, ge=1)
     threads: int = Field(1, ge=1)
-    flags: list[str] = Field(default_factory=list, description="Kernel-relevant features: avx2, avx512f, neon, ...")
+    flags: list[str] = Field([], description="Kernel-relevant features: avx2, avx512f, neon, ...")
     memory_bandwidth_gbs: float | None = None
     origin: Origin = "detected"
 
@@ -43,8 +43,8 @@ class HardwareProfile(BaseModel):
     cpu: CpuInfo
     ram_bytes: int = Field(gt=0)
     ram_available_bytes: int | None = None
-    gpus: list[GpuInfo] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list, description="Where numbers came from, and what is missing.")
+    gpus: list[GpuInfo] = Field([])
+    notes: list[str] = Field([], description="Where numbers came from, and what is missing.")
 
     @property
     def vram_bytes(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from inferform.catalog.models import ModelEntry, Shapes
 from inferform.catalog.quants import load_ggml_types, load_quant_types
@@ -116,6 +117,18 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
         yield "ffn_down_shexp.weight", (s.n_ff_shared, e)
 
 
+_SHAPES: dict[tuple[str, str, Shapes], list[Tensor]] = {}
+
+
+def _shape_table(entry: ModelEntry) -> list[Tensor]:
+    """tensor_shapes as Tensors without a type yet, once per model: `quant: auto` tries several quants of it."""
+    key = (entry.architecture, entry.family, entry.shapes)  # what tensor_shapes reads
+    table = _SHAPES.get(key)
+    if table is None:
+        table = _SHAPES[key] = [Tensor.of(name, shape, "", 0) for name, shape in tensor_shapes(entry)]
+    return table
+
+
 def tensor_shapes(entry: ModelEntry) -> list[tuple[str, tuple[int, ...]]]:
     """(name, ggml shape) for every tensor, in llama-quantize's write order."""
     layout = layout_for(entry.architecture)
@@ -147,8 +160,7 @@ def layout_for(architecture: str) -> ArchLayout:
 # ---------------------------------------------------------------------------------------------- tensor types
 
 
-@dataclass(frozen=True)
-class _Ctx:
+class _Ctx(NamedTuple):
     """What llama_tensor_get_type_impl reads from the model: layer index i of n, GQA ratio, expert count."""
 
     ftype: str
@@ -289,30 +301,29 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
     base = quants[ftype].base_type
     layout = layout_for(entry.architecture)
     s = entry.shapes
-    shapes = tensor_shapes(entry)
-    tied = not any(name == "output.weight" for name, _ in shapes)
+    table = _shape_table(entry)
+    tied = not any(t.name == "output.weight" for t in table)
     is_70b = (entry.architecture in TYPE_70B_ARCHS and s.n_layers == 80
               and (entry.architecture != "llama" or s.n_head != s.n_head_kv))
+    imatrix = ftype.startswith("IQ") if imatrix is None else imatrix
+    mixed = ftype in MIXED_FTYPES
+    ctxs = [_Ctx(ftype, base, i, s.n_layers, s.n_head // s.n_head_kv, s.n_expert, is_70b, imatrix)
+            for i in range(s.n_layers)]
     types = load_ggml_types()
     out = []
-    for name, shape in shapes:
+    for t in table:
+        name, shape = t.name, t.shape
         new = _converter_type(name, shape, layout)
         if new is None and base in FLOAT_TYPES:
             new = base
         elif new is None:
-            layer = int(name.split(".")[1]) if name.startswith("blk.") else 0
-            ctx = _Ctx(ftype, base, layer, s.n_layers, s.n_head // s.n_head_kv, s.n_expert, is_70b,
-                       ftype.startswith("IQ") if imatrix is None else imatrix)
-            if ftype in MIXED_FTYPES or _category(name) in ("output", "token_embd"):
-                new = _mix(name, shape, ctx, tied)
+            if mixed or _category(name) in ("output", "token_embd"):
+                new = _mix(name, shape, ctxs[t.layer or 0], tied)
             else:
                 new = base
             new = _fallback(new, shape[0])
-        elements = 1
-        for dim in shape:
-            elements *= dim
         ggml = types[new]
-        out.append(Tensor(name, shape, new, elements // ggml.block_size * ggml.type_size))
+        out.append(t._replace(type_name=new, n_bytes=t.n_elements // ggml.block_size * ggml.type_size))
     return out
 
 
