@@ -13,7 +13,8 @@ from inferform.errors import InferformError
 QUESTION = "In two sentences: why does a lighthouse need a keeper?"
 
 
-def run(setup: str, question: str = QUESTION, *, requests: int = 2, max_tokens: int = 64) -> int:
+def run(setup: str, question: str = QUESTION, *, answer_tokens: int = 128, requests: int = 2,
+        max_tokens: int = 64) -> int:
     from inferform.bench.client import ask, measure
     from inferform.bench.target import from_setup
     from inferform.output import console
@@ -21,7 +22,7 @@ def run(setup: str, question: str = QUESTION, *, requests: int = 2, max_tokens: 
 
     target = from_setup(setup)
     print(f"asking {target.endpoint} (openai client): {question}\n")
-    answer = ask(target, question, max_tokens=128, on_text=lambda text: print(text, end="", flush=True))
+    answer = ask(target, question, max_tokens=answer_tokens, on_text=lambda text: print(text, end="", flush=True))
     print(f"\n\n({answer.completion_tokens or '?'} tokens in {answer.total_s:.1f} s)\n")
     show_bench(measure(target, requests=requests, max_tokens=max_tokens), console())
     print(f"\nthe server is still running: stop it with  inferform destroy {setup}")
