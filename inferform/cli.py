@@ -297,6 +297,47 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
     subprocess.run(["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)], check=False)
 
 
+@app.command()
+def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or name), or an OpenAI-compatible "
+                                                     "base URL.", show_default=False)],
+          setup: Annotated[str | None, typer.Option("--setup", help="With a URL: compare with this setup's plan.")]
+          = None,
+          calibrate: Annotated[bool, typer.Option("--calibrate", help="Write the measured efficiency to the local "
+                                                                      "calibration file that plan reads.")] = False,
+          as_json: JsonOpt = False,
+          requests: Annotated[int, typer.Option("-n", help="Requests measured one after another.")] = 3,
+          concurrency: Annotated[int | None, typer.Option(help="Requests at once for the aggregate rate "
+                                                               "(default: the plan's parallel slots).")] = None,
+          max_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128) -> None:
+    """Measure a served endpoint (time to first token, prompt and generation tok/s) beside the plan's prediction."""
+    from inferform.bench.client import measure
+    from inferform.bench.target import from_setup, from_url, is_url
+    from inferform.output import emit
+    from inferform.views_bench import show_bench
+
+    if is_url(target):
+        tgt = from_url(target, setup, planner=lambda path: _plan_for(path)[1].model_dump(mode="json"))
+    elif setup:
+        raise InferformError.single("--setup goes with a URL", hint=f"inferform bench {target}")
+    else:
+        tgt = from_setup(target)
+    basis = None
+    if calibrate:
+        from inferform.bench.calibrate import check_basis
+
+        if tgt.plan is None or tgt.setup_file is None:
+            raise InferformError.single("--calibrate needs the setup whose plan the measurement corrects",
+                                        hint="inferform bench SETUP --calibrate (or URL --setup SETUP)")
+        basis = _plan_for(tgt.setup_file)[1].model_dump(mode="json")
+        check_basis(tgt.plan, basis)
+    report = measure(tgt, requests=requests, concurrency=concurrency, max_tokens=max_tokens)
+    if basis is not None:
+        from inferform.bench.calibrate import write_calibration
+
+        report.calibration = write_calibration(report, basis)
+    emit(report, as_json, lambda out: show_bench(report, out))
+
+
 def main() -> None:
     """Console-script entry: user errors print cleanly (exit 2, or 1 while acting); tracebacks only on debug."""
     debug = os.environ.get("INFERFORM_DEBUG") == "1"

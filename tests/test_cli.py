@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-HEAVY = ("pulumi", "pulumi_aws", "ansible", "ansible_runner", "boto3", "botocore", "jinja2", "huggingface_hub")
+HEAVY = ("pulumi", "pulumi_aws", "ansible", "ansible_runner", "boto3", "botocore", "jinja2", "huggingface_hub",
+         "openai")
 
 
 def test_help_lists_commands(cli):

@@ -31,6 +31,11 @@ def _efficiency():
     return load_efficiency()
 
 
+def reload_efficiency() -> None:
+    """Forget the cached factors: a calibration written in this process applies to its next plan."""
+    _efficiency.cache_clear()
+
+
 def _active(lb: LayerBytes, model: ModelDesc, placement: Placement) -> tuple[float, float]:
     """(gpu, host) weight bytes read per generated token."""
     share = model.n_expert_used / model.n_expert if model.n_expert else 1.0
@@ -85,5 +90,7 @@ def predict_speed(model: ModelDesc, placement: Placement, hw: HardwareProfile, l
                                bytes_per_token=host_bytes + mem.host.kv / per_seq,
                                flops_per_token=2 * host_bytes * params_per_byte, threads=hw.cpu.cores,
                                moe=model.is_moe))
-    result = predict(work, _efficiency())
+    efficiency = _efficiency()
+    result = predict(work, efficiency)
+    notes += [f"speed factors for {b}: {efficiency.source_of(b)}" for b in dict.fromkeys(w.backend for w in work)]
     return SpeedResult(result.prompt_tps, result.generate_tps, result.bound, notes)

@@ -1,0 +1,1 @@
+"""`inferform bench`: measure a served endpoint, set it beside the plan's prediction, optionally calibrate."""
