@@ -336,10 +336,12 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     assert f"applied demo on {getpass.getuser()}@127.0.0.1:{sshd['port']}: 0 changed" in again.out
     assert read_state("demo").pid == state.pid, "re-apply restarted the server"
 
-    gone = cli("destroy", str(setup))
+    model_file = remote / "cache" / "inferform" / "models" / model_filename(plan.model.file)
+    gone = cli("destroy", str(setup), "--purge")
     assert gone.code == 0 and "destroyed demo" in gone.out, gone.err
     assert not _alive(state.pid) and _listening(serve_port) == [] and not _port_open(serve_port)
     assert not (remote_state / "run.sh").exists() and not (remote_state / "server.pid").exists()
-    assert read_state("demo") is None and (local_state / "known_hosts").exists()
+    assert not model_file.exists(), "--purge removes the model file on the target"
+    assert read_state("demo") is None and not (local_state / "api-key").exists()
     assert cli("destroy", str(setup)).out.strip().endswith("nothing applied for demo")
     assert state_root().is_dir()
