@@ -227,13 +227,16 @@ def apply(setup: SetupArg,
                 typer.echo(f"--- {path.name}\n{path.read_text()}")
         typer.echo(f"dry run: nothing applied (plan {plan_hash(result)})")
         return
+    from inferform.apply.connection import from_setup
     from inferform.apply.local import apply_plan
 
+    connection = from_setup(spec, setup)
     progress, on_event = _progress()
     with progress:
         state, changed = apply_plan(result, setup, sha256=spec.model.sha256 if spec.model else None,
-                                    on_event=on_event)
-    typer.echo(f"applied {spec.name}: {changed} changed; serving {state.endpoint} (pid {state.pid})")
+                                    on_event=on_event, connection=connection)
+    typer.echo(f"applied {spec.name} on {connection.where()}: {changed} changed; serving {state.endpoint} "
+               f"(pid {state.pid})")
     typer.echo(f"stop it with: inferform destroy {setup}")
 
 
@@ -276,8 +279,9 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
             used = f"{mem / 1024**3:.2f} GiB RSS" if mem else "-"
             planned = r["host_memory_planned_bytes"]
             plan_txt = f" (planned {planned / 1024**3:.2f} GiB host)" if planned else ""
-            out.print(f"{r['setup']}: {r['endpoint']}  health {r['health']}  pid {r['pid']} "
-                      f"({'running' if r['running'] else 'not running'})  since {r['since']}  {used}{plan_txt}")
+            running = {True: "running", False: "not running", None: "unknown"}[r["running"]]
+            out.print(f"{r['setup']} on {r['where']}: {r['endpoint']}  health {r['health']}  pid {r['pid']} "
+                      f"({running})  since {r['since']}  {used}{plan_txt}")
 
     emit(rows, as_json, human)
 
@@ -288,10 +292,17 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
     """Print the engine's log (the server's own output)."""
     import subprocess
 
-    from inferform.apply.state import setup_dir
+    from inferform.apply.state import read_state, setup_dir
     from inferform.spec import load_setup
 
-    path = setup_dir(load_setup(setup).name) / "server.log"
+    name = load_setup(setup).name
+    state = read_state(name)
+    if state is not None and state.target == "ssh":
+        from inferform.apply.status import log_location
+
+        raise InferformError.single(f"{name} runs on {state.host}: its log is {log_location(state)}",
+                                    hint="read it there, e.g. ssh HOST tail -n 50 <that path>")
+    path = setup_dir(name) / "server.log"
     if not path.exists():
         raise InferformError.single(f"no log at {path}", hint="apply the setup first")
     subprocess.run(["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)], check=False)

@@ -26,7 +26,7 @@ from inferform.yamlpos import Located, load_yaml, read_text
 
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
-TargetKind = Literal["local", "aws-spot", "aws-on-demand", "free-trial"]
+TargetKind = Literal["local", "ssh", "aws-spot", "aws-on-demand", "free-trial"]
 EngineName = Literal["llama.cpp", "llama-cpp-python"]
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 CLOUD_KINDS = ("aws-spot", "aws-on-demand", "free-trial")
@@ -77,10 +77,44 @@ def _check_cidr(value: str) -> str:
 
 Cidr = Annotated[str, BeforeValidator(lambda v: _check_cidr(str(v)))]
 
+HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+class SshSpec(Strict):
+    """A machine reached over SSH (kind: ssh). Keys only: inferform never asks for or stores a password."""
+
+    host: str = Field(description="Hostname or IP address of the machine to run on.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    user: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$",
+                             description="Remote user; default: what your ssh config or local user name says.")
+    key_file: str | None = Field(None, min_length=1, description="Private key file (path; ~ and paths relative to "
+                                                                 "the setup file work). Default: ssh's own keys.")
+    python: str | None = Field(None, pattern=r"^/\S+$",
+                               description="Absolute path of Python on the target; default: discovered by Ansible.")
+    remote_base: str | None = Field(None, pattern=r"^/[^\s'\"{}]*$",
+                                    description="Directory on the target for inferform's cache and state "
+                                                "(<remote_base>/cache, <remote_base>/state); default: the remote "
+                                                "user's ~/.cache and ~/.local/state.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        if not HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a hostname or IP address (e.g. gpu-box.lan, 192.0.2.10)")
+        return value
+
 
 class Target(Strict):
-    kind: TargetKind = Field(description="Where it runs: local (this machine), aws-spot, aws-on-demand, free-trial.")
-    hardware: Hardware | None = Field(None, description="Explicit hardware; overrides detection and the catalog.")
+    kind: TargetKind = Field(description="Where it runs: local (this machine), ssh (another machine, see ssh), "
+                                         "aws-spot, aws-on-demand, free-trial.")
+    hardware: Hardware | None = Field(None, description="Explicit hardware; overrides detection and the catalog. "
+                                                        "Required for ssh targets (ram_gib and cpu.cores at least).")
+    ssh: SshSpec | None = Field(None, description="How to reach an ssh target (kind: ssh only).")
     region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
                                description="Cloud region, e.g. us-east-1 (cloud targets only).")
     instance_type: str = Field("auto", pattern=r"^(auto|[a-z][a-z0-9-]*\.[a-z0-9]+)$",
@@ -106,10 +140,26 @@ class Target(Strict):
     @field_validator("region", "instance_type", "max_price_per_hour", "ttl", "allowed_cidrs")
     @classmethod
     def _cloud_only(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.data.get("kind") == "local" and value is not None and value != "auto":
+        kind = info.data.get("kind")
+        if kind in ("local", "ssh") and value is not None and value != "auto":
             raise ValueError(f"{info.field_name} applies only to cloud targets ({', '.join(CLOUD_KINDS)}), "
-                             "not kind: local")
+                             f"not kind: {kind}")
         return value
+
+    @model_validator(mode="after")
+    def _ssh_needs_host_and_hardware(self) -> Target:
+        """The planner never connects anywhere, so an ssh target must say how big the machine is."""
+        if self.kind != "ssh":
+            if self.ssh is not None:
+                raise ValueError(f"ssh applies only to kind: ssh, not kind: {self.kind}")
+            return self
+        if self.ssh is None:
+            raise ValueError("kind: ssh needs ssh: {host: ...} naming the machine to run on")
+        hw = self.hardware
+        if hw is None or hw.ram_gib is None or hw.cpu is None or hw.cpu.cores is None:
+            raise ValueError("kind: ssh needs hardware with ram_gib and cpu.cores (and gpus, if any): the planner "
+                             "sizes the model for that machine without connecting to it")
+        return self
 
     @property
     def is_cloud(self) -> bool:

@@ -232,10 +232,12 @@ def test_apply_serves_reapply_changes_nothing_destroy_frees_the_port(demo: dict[
                                            messages=[{"role": "user", "content": "Say hello."}])
     assert reply.choices[0].message.content
     pid = int((state_dir / "server.pid").read_text())
+    assert str(first.artifacts["inferform_service_pid"]) == str(pid), "the role reports the pid it started"
 
     second, _ = _run("apply", demo["vars"])
     assert second.changed == 0, "re-applying the same plan must change nothing"
     assert int((state_dir / "server.pid").read_text()) == pid, "re-apply restarted the server"
+    assert str(second.artifacts["inferform_service_pid"]) == str(pid), "and the pid it found running"
 
     _run("destroy", demo["vars"])
     assert not (state_dir / "server.pid").exists()

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from inferform.apply.connection import LOCAL, Connection, from_state, state_fields
 from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
 from inferform.engines.build import PINNED
 from inferform.errors import EXIT_FAILURE, InferformError
@@ -33,23 +34,32 @@ def model_dir() -> Path:
 
 
 def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: int | None,
-              state: str = "started") -> dict:
-    """Playbook variables: everything the roles need, all decided by the plan (the roles decide nothing)."""
+              state: str = "started", connection: Connection = LOCAL) -> dict:
+    """Playbook variables: everything the roles need, all decided by the plan (the roles decide nothing).
+
+    Paths are the target's: this machine's XDG dirs locally, the remote user's over SSH. The render dir alone is
+    on the controller; the service role copies its files to the target.
+    """
     backend = "cpu" if not plan.target.gpus else "cuda"
+    if connection.is_ssh:
+        cache, models, state_dir = connection.cache_dir(), connection.model_dir(), connection.state_dir(plan.setup)
+    else:
+        cache, models, state_dir = str(cache_dir()), str(model_dir()), str(setup_dir(plan.setup))
     return {
         "inferform_engine_kind": plan.engine.name,
         "inferform_engine_backend": backend,
         "inferform_engine_version": PINNED,
-        "inferform_engine_cache_dir": str(cache_dir()),
+        "inferform_engine_cache_dir": cache,
         "inferform_model_source": plan.model.file,
-        "inferform_model_dir": str(model_dir()),
+        "inferform_model_dir": models,
         "inferform_model_filename": model_filename(plan.model.file),
         "inferform_model_sha256": sha256 or "",
         "inferform_model_bytes": file_bytes or 0,
+        "inferform_model_cache_dir": cache,
         "inferform_service_name": plan.setup,
         "inferform_service_render_dir": str(render_dir),
-        "inferform_service_state_dir": str(setup_dir(plan.setup)),
-        "inferform_service_model_dir": str(model_dir()),
+        "inferform_service_state_dir": state_dir,
+        "inferform_service_model_dir": models,
         "inferform_service_host": str(plan.serve["host"]),
         "inferform_service_port": int(plan.serve["port"]),
         "inferform_service_state": state,
@@ -57,9 +67,38 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
 
 
 def local_inventory() -> str:
-    import sys
+    return LOCAL.inventory()
 
-    return f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+
+def inventory(name: str, connection: Connection) -> str:
+    """The inventory for a setup's target; SSH pins the host key in the setup's own known_hosts file."""
+    return connection.inventory(known_hosts=setup_dir(name) / "known_hosts" if connection.is_ssh else None)
+
+
+def endpoint(plan: Plan, connection: Connection) -> str:
+    """The URL clients use: a server bound to every address of a remote host is reached by that host's name."""
+    host = str(plan.serve["host"])
+    if connection.is_ssh and host in ("0.0.0.0", "::"):
+        host = connection.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{plan.serve['port']}/v1"
+
+
+def _check_connection(connection: Connection, previous: AppliedState | None, name: str) -> None:
+    """Refuse, before anything runs, an apply that cannot connect or would strand a server on another host."""
+    if connection.key_file is not None and not connection.key_file.is_file():
+        raise InferformError.single(f"ssh key file {connection.key_file} does not exist",
+                                    hint="set target.ssh.key_file to your private key, or leave it out to use "
+                                         "ssh's own keys and agent")
+    if previous is None:
+        return
+    before = from_state(previous)
+    if (before.kind, before.host, before.port, before.user, before.remote_base) != \
+            (connection.kind, connection.host, connection.port, connection.user, connection.remote_base):
+        raise InferformError.single(f"{name} is applied on {before.where()}, and this apply targets "
+                                    f"{connection.where()}: the old server would keep running unrecorded",
+                                    hint=f"run `inferform destroy` for {name} first, then apply")
 
 
 def _render_dir(plan: Plan) -> Path:
@@ -72,63 +111,69 @@ def _failure(result, what: str) -> str:
 
 
 def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Callable[[dict], None] | None = None,
-               ) -> tuple[AppliedState, int]:
+               connection: Connection = LOCAL) -> tuple[AppliedState, int]:
     """Apply under the setup's lock; returns the new state and how many tasks changed something."""
     from inferform.apply.runner import playbook_path, run_playbook
 
     with setup_lock(plan.setup):
         previous = read_state(plan.setup)
+        _check_connection(connection, previous, plan.setup)
         out = _render_dir(plan)
         if not out.is_dir():
             tmp = out.with_name(out.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            render(plan, tmp, str(model_dir()))
+            # engine.env names the model dir for reading; service.env on the target sets the one actually used
+            render(plan, tmp, connection.shown(connection.model_dir()) if connection.is_ssh else str(model_dir()))
             os.replace(tmp, out)
         key_file = None if plan.serve["host"] in ("127.0.0.1", "localhost", "::1") else api_key_file(plan.setup)
-        variables = extravars(plan, out, sha256=sha256, file_bytes=None)
+        variables = extravars(plan, out, sha256=sha256, file_bytes=None, connection=connection)
         if key_file:
             variables["inferform_service_api_key_file"] = str(key_file)
-        result = run_playbook(playbook_path("apply"), variables, local_inventory(), on_event=on_event)
+        hosts = inventory(plan.setup, connection)
+        result = run_playbook(playbook_path("apply"), variables, hosts, on_event=on_event)
         if result.rc != 0:
             why = _failure(result, "apply")
             if previous and previous.plan_hash != plan_hash(plan):
                 back = Path(previous.plan.get("_render_dir", "")) if previous.plan else None
                 if back and back.is_dir():
                     old = Plan.model_validate({k: v for k, v in previous.plan.items() if not k.startswith("_")})
-                    run_playbook(playbook_path("apply"), extravars(old, back, sha256=sha256, file_bytes=None),
-                                 local_inventory(), on_event=on_event)
+                    old_vars = extravars(old, back, sha256=sha256, file_bytes=None, connection=connection)
+                    if previous.api_key_file:
+                        old_vars["inferform_service_api_key_file"] = previous.api_key_file
+                    run_playbook(playbook_path("apply"), old_vars, hosts, on_event=on_event)
                     why += f"\nthe previous configuration ({previous.plan_hash}) was brought back and is serving"
             raise InferformError.single(why, hint="see `inferform logs SETUP`", exit_code=EXIT_FAILURE)
-        pid_file = setup_dir(plan.setup) / "server.pid"  # written by the service role
+        pid = str(result.artifacts.get("inferform_service_pid") or "")  # reported by the service role
         state = AppliedState(
             setup=plan.setup, setup_file=str(Path(setup_file).resolve()), plan_hash=plan_hash(plan),
-            applied_at=dt.datetime.now(dt.UTC), endpoint=f"http://{plan.serve['host']}:{plan.serve['port']}/v1",
-            engine=plan.engine.name, pid=int(pid_file.read_text()) if pid_file.exists() else None,
-            api_key_file=str(key_file) if key_file else None,
+            applied_at=dt.datetime.now(dt.UTC), endpoint=endpoint(plan, connection),
+            engine=plan.engine.name, pid=int(pid) if pid.isdigit() else None,
+            api_key_file=str(key_file) if key_file else None, **state_fields(connection),
             plan={**plan.model_dump(mode="json"), "_render_dir": str(out)})
         write_state(state)
         return state, result.changed
 
 
 def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, purge: bool = False) -> bool:
-    """Stop and remove what apply created; False when nothing was applied."""
+    """Stop and remove what apply created, on the host apply used; False when nothing was applied."""
     from inferform.apply.runner import playbook_path, run_playbook
 
     with setup_lock(name):
         state = read_state(name)
         if state is None:
             return False
+        connection = from_state(state)
         plan = Plan.model_validate({k: v for k, v in state.plan.items() if not k.startswith("_")})
         render_dir = Path(state.plan.get("_render_dir", setup_dir(name)))
-        result = run_playbook(playbook_path("destroy"), extravars(plan, render_dir, sha256=None, file_bytes=None,
-                                                                   state="absent"),
-                              local_inventory(), on_event=on_event)
+        variables = extravars(plan, render_dir, sha256=None, file_bytes=None, state="absent", connection=connection)
+        if purge:
+            variables["inferform_destroy_model_file"] = f"{variables['inferform_model_dir']}/" \
+                                                        f"{variables['inferform_model_filename']}"
+        result = run_playbook(playbook_path("destroy"), variables, inventory(name, connection), on_event=on_event)
         if result.rc != 0:
             raise InferformError.single(_failure(result, "destroy"), exit_code=EXIT_FAILURE)
-        keep = {"api-key"} if not purge else set()
+        keep = {"api-key", "known_hosts"} if not purge else set()
         for child in setup_dir(name).iterdir():
             if child.name not in keep and child.name != ".lock":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-        if purge:
-            (model_dir() / model_filename(plan.model.file)).unlink(missing_ok=True)
         return True

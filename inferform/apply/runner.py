@@ -51,6 +51,7 @@ class PlaybookResult:
     status: str
     hosts: dict[str, HostStats] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # what the roles reported with set_stats
 
     @property
     def succeeded(self) -> bool:
@@ -142,6 +143,7 @@ def run_playbook(
         pdd.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(pdd / "env", ignore_errors=True)
     failures: list[str] = []
+    artifacts: dict[str, Any] = {}
     handler_broken: list[BaseException] = []
 
     def handle(event: dict[str, Any]) -> bool:
@@ -149,6 +151,8 @@ def run_playbook(
             message = failure_message(event)
             if message:
                 failures.append(message)
+        if event.get("event") == "playbook_on_stats":
+            artifacts.update((event.get("event_data") or {}).get("artifact_data") or {})
         if on_event is not None and not handler_broken:
             try:
                 on_event(event)
@@ -190,4 +194,4 @@ def run_playbook(
     finally:
         if owned:
             shutil.rmtree(pdd, ignore_errors=True)
-    return PlaybookResult(rc=rc, status=status, hosts=hosts, messages=failures)
+    return PlaybookResult(rc=rc, status=status, hosts=hosts, messages=failures, artifacts=artifacts)

@@ -37,8 +37,13 @@ class AppliedState(BaseModel):
     setup_file: str
     plan_hash: str
     applied_at: dt.datetime
-    target: str = "local"
+    target: str = Field("local", description="local, or ssh: then host and the ssh_* fields say how to reach it.")
     host: str = "localhost"
+    ssh_port: int | None = None
+    ssh_user: str | None = None
+    ssh_key_file: str | None = Field(None, description="Path of the private key; never its contents.")
+    ssh_remote_base: str | None = None
+    ssh_python: str | None = None
     endpoint: str
     engine: str
     pid: int | None = None

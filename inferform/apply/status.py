@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
+from inferform.apply.connection import LOOPBACK_NAMES, from_state
 from inferform.apply.state import AppliedState, setup_dir
 
 
@@ -44,10 +46,35 @@ def _rss_bytes(pid: int | None) -> int | None:
     return None
 
 
+def log_location(state: AppliedState) -> str:
+    """Where the server log is: a local path, or user@host:path on an ssh target."""
+    if state.target != "ssh":
+        return str(setup_dir(state.setup) / "server.log")
+    connection = from_state(state)
+    return f"{connection.destination}:{connection.shown(connection.state_dir(state.setup))}/server.log"
+
+
+def _remote(state: AppliedState) -> dict[str, Any]:
+    """An ssh target: health over HTTP when this machine can reach the endpoint; its pid and memory are remote."""
+    connection = from_state(state)
+    host = urllib.parse.urlsplit(state.endpoint).hostname or ""
+    if host in LOOPBACK_NAMES and connection.host not in LOOPBACK_NAMES:
+        port = urllib.parse.urlsplit(state.endpoint).port
+        health = (f"not checked: serves on {connection.host}'s loopback "
+                  f"(tunnel: {connection.ssh_hint('-N', '-L', f'{port}:127.0.0.1:{port}')})")
+    else:
+        health = _health(state.endpoint)
+    return {"where": connection.where(), "running": True if health == "ok" else None, "health": health,
+            "host_memory_bytes": None, "log": log_location(state)}
+
+
 def describe(state: AppliedState) -> dict[str, Any]:
+    """One status row. `running` is None when it cannot be told from here (a remote server that does not answer)."""
     planned = state.plan.get("memory", {}).get("host", {}).get("total_bytes")
-    return {"setup": state.setup, "target": state.target, "host": state.host, "engine": state.engine,
-            "endpoint": state.endpoint, "since": state.applied_at.isoformat(), "plan_hash": state.plan_hash,
-            "pid": state.pid, "running": _alive(state.pid), "health": _health(state.endpoint),
-            "host_memory_bytes": _rss_bytes(state.pid), "host_memory_planned_bytes": planned,
-            "log": str(setup_dir(state.setup) / "server.log")}
+    row = {"setup": state.setup, "target": state.target, "host": state.host, "engine": state.engine,
+           "endpoint": state.endpoint, "since": state.applied_at.isoformat(), "plan_hash": state.plan_hash,
+           "pid": state.pid, "host_memory_planned_bytes": planned}
+    if state.target == "ssh":
+        return {**row, **_remote(state)}
+    return {**row, "where": "this machine", "running": _alive(state.pid), "health": _health(state.endpoint),
+            "host_memory_bytes": _rss_bytes(state.pid), "log": log_location(state)}

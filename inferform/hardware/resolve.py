@@ -82,9 +82,21 @@ def _from_instance_type(setup: Setup, located: Located | None) -> HardwareProfil
                            notes=[f"{row.type} from the instance catalog ({row.source})"])
 
 
+def _from_setup_only(hw: Hardware, located: Located | None) -> HardwareProfile:
+    """An ssh target: the setup's description is all there is (detection would describe this machine instead)."""
+    assert hw.cpu is not None and hw.cpu.cores is not None and hw.ram_gib is not None  # spec checks kind: ssh
+    cpu = CpuInfo.model_validate({**hw.cpu.model_dump(exclude_none=True), "threads": hw.cpu.threads or hw.cpu.cores,
+                                  "origin": "setup"})
+    return HardwareProfile(os="linux", arch="x86_64", cpu=cpu, ram_bytes=int(hw.ram_gib * GIB),
+                           gpus=gpus_from_spec(hw.gpus, located),
+                           notes=["ssh target: hardware as described in the setup (not detected)"])
+
+
 def resolve_hardware(setup: Setup, located: Located | None,
                      detector: Callable[[], HardwareProfile]) -> HardwareProfile | None:
     """The machine this setup runs on; None for a cloud setup whose instance type the planner picks."""
     if setup.target.is_cloud:
         return _from_instance_type(setup, located)
+    if setup.target.kind == "ssh" and setup.target.hardware is not None:
+        return _from_setup_only(setup.target.hardware, located)
     return _merge_local(setup.target.hardware, detector(), located)
