@@ -197,7 +197,7 @@ def test_user_data_arms_the_switch_first_and_quotes_what_it_embeds() -> None:
     assert lines[0] == "#!/bin/bash" and lines[1].startswith("set -e")
     assert lines[2].startswith("shutdown -h +91 '"), lines[2]
     assert "printf '%s\\n' 2026-11-23T20:00:00+00:00 > /etc/inferform/expires-at" in text
-    assert "apt-get install -y -q python3" in text
+    assert "install -y -q python3" in text
     hostile = render_user_data(setup="x; rm -rf /", ttl_seconds=60, expires_at="$(reboot)")
     assert "'$(reboot)'" in hostile and "'inferform: TTL of setup x; rm -rf / reached" in hostile
 
@@ -348,3 +348,22 @@ def test_cloud_modules_import_no_cloud_sdk_at_start_up() -> None:
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'pulumi', 'pulumi_aws', 'boto3', 'botocore'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_apply_cloud_validates_the_stack_inputs_before_creating_anything(
+        no_aws, fake_pulumi_on_path, monkeypatch: pytest.MonkeyPatch, write) -> None:
+    """Preflight passes (stand-in CLI, env credentials, explicit CIDRs); the stack's inputs are then checked —
+    here a plan without an instance type — before a key, a passphrase, a backend or a stack exists."""
+    from inferform.cli import _plan_for
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    path = write("name: cloud-test\nuse_case: chat\ntarget: {kind: aws-spot, region: us-east-1, "
+                 "instance_type: g6e.xlarge, ttl: 3h, allowed_cidrs: [203.0.113.7/32]}\n"
+                 "model: {id: gemma-3-1b-it, quant: Q4_K_M}\ncontext: 8192\nserve: {host: 0.0.0.0, port: 8080}\n")
+    spec, plan = _plan_for(path)
+    unplaced = plan.model_copy(update={"target": plan.target.model_copy(update={"instance_type": None})})
+    with pytest.raises(InferformError, match="no instance type") as caught:
+        cloud.apply_cloud(unplaced, spec, path)
+    assert caught.value.exit_code == EXIT_BAD_INPUT
+    nothing_created()

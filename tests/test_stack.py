@@ -8,6 +8,7 @@ registered as outputs (in wire form, where a secret is visibly wrapped). A failu
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -99,7 +100,7 @@ def deploy() -> Iterator:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
 
-    def run(args) -> Deployment:
+    def run(args, program=None) -> Deployment:
         deployment = Deployment()
         mocks = RecordingMocks(deployment)
         settings.reset_options()
@@ -107,11 +108,13 @@ def deploy() -> Iterator:
                                  monitor=RecordingMonitor(mocks))
 
         @pulumi.runtime.test
-        def program():
+        def build():
+            if program is not None:
+                return program()
             component = stack.InferformInstance(args.setup, args)
             return pulumi.Output.all(component.instance_id, component.endpoint)
 
-        program()
+        build()
         return deployment
 
     try:
@@ -177,6 +180,9 @@ def test_ingress_is_only_the_serving_port_and_ssh_from_allowed_cidrs(deploy) -> 
         assert sorted(opened) == sorted(cidrs), f"{group.urn}: port {rule['fromPort']} open to {opened}"
         assert "0.0.0.0/0" not in opened and "::/0" not in opened, group.urn
         assert rule["protocol"] == "tcp", group.urn
+    allowed = re.compile(r"^[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")  # EC2's character set for descriptions
+    for text in [group.resource.inputs["description"], *(r["description"] for r in ingress)]:
+        assert allowed.match(text), f"{group.urn}: EC2 would reject the description {text!r}"
     egress = group.resource.inputs["egress"]
     assert egress and egress[0]["protocol"] == "-1", f"{group.urn}: the instance could not download its model"
 
@@ -256,3 +262,18 @@ def test_a_later_up_never_replaces_the_instance_for_a_new_ami_or_ttl(deploy) -> 
     instance = deploy(make_args()).one(INSTANCE)
     assert {"ami", "userData"} <= set(instance.ignore_changes), \
         f"{instance.urn}: a new AMI or TTL would replace the running instance"
+
+
+def test_the_inline_program_exports_every_output_apply_reads(deploy) -> None:
+    """apply_cloud reads the stack outputs by these names; the program it hands the Automation API exports them."""
+    from inferform.apply import cloud
+
+    exported: dict = {}
+
+    def program_then_capture():
+        cloud._program(stack, make_args())()
+        exported.update(settings.get_root_resource().outputs)
+
+    deploy(make_args(), program=program_then_capture)
+    assert set(exported) == set(cloud.OUTPUTS)
+    assert asyncio.get_event_loop().run_until_complete(exported["api_key"].is_secret())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import re
 import shutil
 import socket
 import subprocess
@@ -129,7 +130,8 @@ def market_of(kind: str) -> str:
 
 def owner() -> str:
     """Who started the instance, for the inferform:owner tag (local facts only: no network call)."""
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+    # EC2 tag values allow letters, digits, spaces and _.:/=+-@ only.
+    return re.sub(r"[^\w.:/=+\-@ ]", "_", f"{getpass.getuser()}@{socket.gethostname()}")
 
 
 def preflight(spec: Setup, *, fetch: Callable[[], str] | None = None) -> Preflight:

@@ -25,7 +25,8 @@ TAG_SETUP = "inferform:setup"
 TAG_EXPIRES = "inferform:expires-at"
 TAG_OWNER = "inferform:owner"
 # Changing a security group's description replaces it, so it is a constant, not a sentence about the setup.
-SG_DESCRIPTION = "inferform endpoint: serving port and SSH from the setup's allowed_cidrs only"
+# EC2 allows only a-zA-Z0-9, spaces and ._-:/()#,@[]+=&;{}!$* in group and rule descriptions (no apostrophe).
+SG_DESCRIPTION = "inferform endpoint: serving port and SSH from allowed_cidrs only"
 
 
 @dataclass(frozen=True)
