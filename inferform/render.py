@@ -22,7 +22,8 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _environment():
+def template_environment():
+    """The one Jinja environment for every template: StrictUndefined, no autoescape, shell-quoting filters."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(asset_dir("templates")), undefined=jinja2.StrictUndefined,
@@ -42,7 +43,7 @@ def _word(word: str) -> str:
 
 def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = _environment()
+    env = template_environment()
     values = {"setup": plan.setup, "plan_hash": plan_hash(plan), "argv": plan.engine.argv, "engine": plan.engine.name,
               "model_dir": model_dir, "endpoint": f"http://{plan.serve['host']}:{plan.serve['port']}/v1",
               "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}

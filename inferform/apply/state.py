@@ -49,6 +49,15 @@ class AppliedState(BaseModel):
     pid: int | None = None
     unit: str | None = None
     api_key_file: str | None = None
+    # Cloud targets (target "aws"): what runs where and until when. Never the API key or the Pulumi passphrase.
+    cloud_stack: str | None = Field(None, description="Pulumi stack name (the setup name) in inferform's backend.")
+    instance_id: str | None = None
+    region: str | None = None
+    public_ip: str | None = None
+    expires_at: dt.datetime | None = Field(None, description="When the instance's dead man's switch fires.")
+    market: str | None = Field(None, description="spot or on-demand.")
+    usd_per_hour: float | None = None
+    cloud_args: dict = Field({}, description="The stack's inputs less secrets, to re-run `up`.")
     plan: dict = Field({}, description="The plan as applied (plan --json), for diffs.")
 
 
