@@ -7,13 +7,14 @@ cache) are pinned too. Flags the plan does not set are not appended.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 BINARY = "llama-server"
 
 
-@dataclass(frozen=True)
-class ServerArgs:
+class ServerArgs(NamedTuple):
     model_path: str
     n_ctx: int
     n_gpu_layers: int
@@ -30,7 +31,7 @@ class ServerArgs:
     tensor_overrides: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
     cache_ram_mib: int = 0
-    sampling: dict[str, float] = field(default_factory=dict)
+    sampling: Mapping[str, float] = MappingProxyType({})
     api_key_file: str | None = None
     alias: str | None = None
     extra: tuple[str, ...] = ()

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
 
@@ -45,8 +45,7 @@ ENV_OVERRIDING_ARGV = ("HOST", "PORT")  # read by llama_cpp/server/__main__.py a
 READY = "Uvicorn running on"  # uvicorn's line once the model is loaded and the socket is bound
 
 
-@dataclass(frozen=True)
-class PyServerArgs:
+class PyServerArgs(NamedTuple):
     model_path: str
     n_ctx: int
     n_gpu_layers: int

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
 from inferform.planner.model import ModelDesc
@@ -105,8 +106,7 @@ class RunConfig:
         return int(math.ceil(ub / self.parallel) * self.parallel)
 
 
-@dataclass(frozen=True)
-class KvCache:
+class KvCache(NamedTuple):
     kind: str  # "full" or "swa"
     cells: int  # per stream
     streams: int
@@ -201,8 +201,7 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     return max(masks + kq + rest_ffn // 2, masks + rest_ffn, out_phase)
 
 
-@dataclass(frozen=True)
-class LayerBytes:
+class LayerBytes(NamedTuple):
     """Per-layer weight sums, computed once per model so each placement trial costs O(layers), not O(tensors)."""
 
     dense: tuple[int, ...]  # non-expert tensors per layer

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from inferform.catalog.files import read_data
 from inferform.catalog.models import ModelEntry
 from inferform.gguf import GGUFInfo, Tensor
 
 
-@dataclass(frozen=True)
-class LayerAttn:
+class LayerAttn(NamedTuple):
     """Per-layer attention facts that size the KV cache."""
 
     n_embd_k_gqa: int  # key width stored per token (kv heads × key head dim)

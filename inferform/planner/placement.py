@@ -7,12 +7,12 @@ per-layer aggregates: a placement trial costs O(layers).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from inferform.planner.memory import LayerBytes, MemoryEstimate, RunConfig, estimate
 
 
-@dataclass(frozen=True)
-class Budgets:
+class Budgets(NamedTuple):
     gpu: list[int]  # per GPU, after the reserve
     host: int
     unified: bool = False  # Apple: GPU and host draw from the same RAM

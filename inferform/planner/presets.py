@@ -5,15 +5,15 @@ The numbers live in data/presets.yaml; this module only combines them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from inferform.catalog.files import read_data
 
 
-@dataclass(frozen=True)
-class Goals:
+class Goals(NamedTuple):
     context: int
     min_context: int
     parallel: int
@@ -21,11 +21,10 @@ class Goals:
     ubatch: int
     min_generate_tps: float
     prefer: str  # "speed" or "quality"
-    sampling: dict[str, float] = field(default_factory=dict)
+    sampling: Mapping[str, float] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Reserve:
+class Reserve(NamedTuple):
     gpu_bytes: int
     gpu_fraction: float
     unified_fraction: float

@@ -23,9 +23,10 @@ overrides any of them per backend.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from inferform.errors import InferformError
 
@@ -34,8 +35,7 @@ DEFAULT_CPU_THREADS = 8  # llama.cpp's default is the physical core count; 8 is 
 SPEED_DATA = Path(__file__).resolve().parent.parent / "data" / "speed.yaml"
 
 
-@dataclass(frozen=True)
-class DeviceWork:
+class DeviceWork(NamedTuple):
     """What one device does per token of a placement (the planner fills this from its tensor split)."""
 
     name: str
@@ -49,8 +49,7 @@ class DeviceWork:
     moe: bool = False  # routed experts: a prompt batch splits across experts, so prefill runs below the dense rate
 
 
-@dataclass(frozen=True)
-class BackendFactors:
+class BackendFactors(NamedTuple):
     """Fitted efficiencies of one backend. None means "not fitted here": the GPU pool's value is used."""
 
     bw_eff: float | None = None  # fraction of spec bandwidth that decode reaches
@@ -64,18 +63,17 @@ class BackendFactors:
 
     def merged(self, over: BackendFactors) -> BackendFactors:
         """These factors with every value `over` sets replacing ours."""
-        return replace(self, **{k: getattr(over, k) for k in FACTOR_KEYS if getattr(over, k) is not None})
+        return self._replace(**{k: getattr(over, k) for k in FACTOR_KEYS if getattr(over, k) is not None})
 
 
-FACTOR_KEYS = tuple(f.name for f in fields(BackendFactors))
+FACTOR_KEYS = BackendFactors._fields
 
 
-@dataclass(frozen=True)
-class Efficiency:
+class Efficiency(NamedTuple):
     """Factors per backend, and where each backend's factors came from (for explanations)."""
 
     factors: dict[str, BackendFactors]
-    origin: dict[str, str] = field(default_factory=dict)
+    origin: Mapping[str, str] = MappingProxyType({})
 
     def for_backend(self, backend: str) -> BackendFactors:
         """The backend's factors, gaps filled from the GPU pool (a CPU never borrows GPU factors)."""
@@ -88,8 +86,7 @@ class Efficiency:
         return self.origin.get(backend) or self.origin.get(GPU_POOL, "packaged speed.yaml")
 
 
-@dataclass(frozen=True)
-class DeviceTiming:
+class DeviceTiming(NamedTuple):
     """One device's share of a token: the numbers behind the explanation."""
 
     name: str
@@ -108,8 +105,7 @@ class DeviceTiming:
         return self.memory_ms + self.overhead_ms
 
 
-@dataclass(frozen=True)
-class SpeedPrediction:
+class SpeedPrediction(NamedTuple):
     prompt_tps: float
     generate_tps: float
     bound: str  # what limits generation: {gpu,cpu}-memory-bandwidth, gpu-kernel-throughput, per-token-overhead,

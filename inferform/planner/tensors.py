@@ -17,7 +17,6 @@ tensors without a layer first, then blk.0, blk.1, ..., each group sorted by name
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from inferform.catalog.models import ModelEntry, Shapes
@@ -28,8 +27,7 @@ from inferform.gguf import Tensor
 FLOAT_TYPES = frozenset({"F32", "F16", "BF16"})
 
 
-@dataclass(frozen=True)
-class ArchLayout:
+class ArchLayout(NamedTuple):
     """Per-architecture tensor set, read from llama.cpp's src/models/<arch>.cpp load_arch_tensors."""
 
     qk_norm: bool = False  # attn_q_norm / attn_k_norm over one head (qwen3, gemma3)
