@@ -112,8 +112,9 @@ def models(as_json: JsonOpt = False,
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
 
 
-def _resolved(setup_path: str):
-    """Load and check a setup, and resolve the hardware it runs on (shared by plan and models --fits)."""
+def _resolved(setup_path: str, *, choose: bool = True):
+    """Load and check a setup, and resolve the hardware it runs on (shared by plan and models --fits).
+    With choose=False a cloud setup's `instance_type: auto` stays None for plan_cloud to choose and price."""
     from inferform.hardware.detect import detect
     from inferform.hardware.resolve import resolve_hardware
     from inferform.references import check_references
@@ -122,10 +123,11 @@ def _resolved(setup_path: str):
     spec, located = load_setup_located(setup_path)
     check_references(spec, located)
     hw = resolve_hardware(spec, located, detect)
-    if hw is None:
-        raise InferformError.single("instance_type: auto needs the cloud instance planner, which is not built yet",
-                                    file=setup_path, line=located.where(("target", "instance_type"))[0],
-                                    hint="name an instance type from the catalog, e.g. instance_type: g6e.xlarge")
+    if hw is None and choose:
+        from inferform.cloud.prices import price_book
+        from inferform.planner.instances import choose_instance
+
+        hw = choose_instance(spec, prices=price_book()).hardware
     return spec, hw
 
 
@@ -148,9 +150,13 @@ def _plan_for(setup_path: str):
     from inferform.planner.compose import make_plan
     from inferform.sources import local_gguf
 
-    spec, hw = _resolved(setup_path)
+    spec, hw = _resolved(setup_path, choose=False)
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
     gguf = read_gguf(path) if path else None
+    if spec.target.is_cloud:
+        from inferform.planner.instance_plan import plan_cloud
+
+        return spec, plan_cloud(spec, hw, gguf)  # chooses the instance type when it is 'auto', and prices it
     return spec, make_plan(spec, hw, gguf)  # argv names ${INFERFORM_MODEL_DIR}: the model role places the file
 
 
