@@ -144,7 +144,7 @@ def _fits_for(setup_path: str):
     return spec, [best, *others]
 
 
-def _plan_for(setup_path: str):
+def _plan_for(setup_path: str, *, offline: bool = False):
     """Load, check, resolve hardware, read a local GGUF header if there is one, and plan."""
     from inferform.gguf import read_gguf
     from inferform.planner.compose import make_plan
@@ -154,19 +154,23 @@ def _plan_for(setup_path: str):
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
     gguf = read_gguf(path) if path else None
     if spec.target.is_cloud:
+        from inferform.cloud.prices import price_book
         from inferform.planner.instance_plan import plan_cloud
 
-        return spec, plan_cloud(spec, hw, gguf)  # chooses the instance type when it is 'auto', and prices it
+        # chooses the instance type when it is 'auto', and prices it (live only with AWS credentials)
+        return spec, plan_cloud(spec, hw, gguf, price_book(offline=offline))
     return spec, make_plan(spec, hw, gguf)  # argv names ${INFERFORM_MODEL_DIR}: the model role places the file
 
 
 @app.command()
-def plan(setup: SetupArg, as_json: JsonOpt = False) -> None:
+def plan(setup: SetupArg, as_json: JsonOpt = False,
+         offline: Annotated[bool, typer.Option("--offline", help="Cloud prices from the catalog snapshot only "
+                                                                 "(also INFERFORM_OFFLINE=1).")] = False) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
     from inferform.output import emit
     from inferform.views_plan import show_plan
 
-    _, result = _plan_for(setup)
+    _, result = _plan_for(setup, offline=offline)
     emit(result, as_json, lambda out: show_plan(result, out))
 
 
@@ -293,6 +297,23 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
     if not path.exists():
         raise InferformError.single(f"no log at {path}", hint="apply the setup first")
     subprocess.run(["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)], check=False)
+
+
+@app.command()
+def sweep(region: Annotated[list[str] | None, typer.Option(
+              "--region", metavar="REGION", help="Only this region (repeatable); default: the catalog's regions and "
+                                                 "those in local state.")] = None,
+          yes: Annotated[bool, typer.Option("--yes", help="Terminate what is left over (otherwise: list only).")]
+          = False, as_json: JsonOpt = False) -> None:
+    """Find EC2 instances inferform started that nobody keeps (expired, or their state is gone); --yes ends them."""
+    from inferform.cloud.sweep import find, report, terminate
+    from inferform.output import emit
+    from inferform.views_cloud import show_sweep
+
+    found = find(region)
+    ended = terminate([f for f in found if f.leftover]) if yes else []
+    result = report(found, ended, yes)
+    emit(result, as_json, lambda out: show_sweep(result, out))
 
 
 def main() -> None:
