@@ -157,6 +157,9 @@ def test_a_cap_below_every_fast_type_takes_the_cheapest_that_fits_and_says_so():
     assert plan.target.instance_type == holds[0].instance_type
     assert "below the 5 tok/s" in plan.explanations[0] and "over the $0.5/h cap" in plan.explanations[0]
     assert any(u.why_not.startswith("over max_price_per_hour") for u in plan.cost.runner_ups)
+    prices = [u.usd_per_hour for u in plan.cost.runner_ups]
+    nxt = holds[1] if len(holds) > 1 else winners("llama70b-spot")[0]  # the next under the cap, else the fast one
+    assert prices == sorted(prices) and plan.cost.runner_ups[0].instance_type == nxt.instance_type
 
 
 def test_nothing_in_the_region_holds_it_exits_2_with_what_to_change(cli, write):

@@ -187,8 +187,9 @@ def _below_floor(setup: Setup, types: list[Priced], scan: _Scan, floor_option: F
                 break
     if not fitting:
         raise _nothing_fits(setup, types, scan, floor_option, region, market, need, cap)
-    ups = fitting[1:RUNNER_UPS - 1] + ([floor_option] if floor_option else [])
-    ups += [f for f in fitting[RUNNER_UPS - 1:] if len(ups) < RUNNER_UPS]
+    # the next cheapest under the cap, and the cheapest that reaches the floor (over the cap) when there is one
+    ups = fitting[1:RUNNER_UPS] if floor_option is None else [*fitting[1:RUNNER_UPS - 1], floor_option]
+    ups.sort(key=lambda f: (f.usd_per_hour, f.row.type))
     return InstanceChoice(fitting[0], ups, region, market, source, need, cap, floor_option=floor_option)
 
 
