@@ -16,6 +16,7 @@ from inferform.catalog.names import canonical_gpu
 from inferform.cloud.aws import DEFAULT_REGION, client
 
 MIB_PER_GIB = 1024
+API_BATCH = 100  # DescribeInstanceTypes takes at most 100 names per call
 
 
 def gpu_name(api_name: str, mib: int) -> str:
@@ -48,9 +49,11 @@ def instance_facts(types: Iterable[str] | None = None, *, region: str | None = N
     wanted = sorted(set(types)) if types is not None else None
     today = dt.datetime.now(dt.UTC).date()
     out: dict[str, InstanceType] = {}
-    pages = ec2.get_paginator("describe_instance_types").paginate(**({"InstanceTypes": wanted} if wanted else {}))
-    for page in pages:
-        for info in page.get("InstanceTypes", []):
-            row = row_from_api(info, region or DEFAULT_REGION, today)
-            out[row.type] = row
+    paginator = ec2.get_paginator("describe_instance_types")
+    batches = [wanted[i:i + API_BATCH] for i in range(0, len(wanted), API_BATCH)] if wanted else [None]
+    for batch in batches:
+        for page in paginator.paginate(**({"InstanceTypes": batch} if batch else {})):
+            for info in page.get("InstanceTypes", []):
+                row = row_from_api(info, region or DEFAULT_REGION, today)
+                out[row.type] = row
     return out
