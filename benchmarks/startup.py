@@ -20,6 +20,7 @@ COMMANDS = {
     "inferform plan setups/coder-4080.yaml": ["plan", str(ROOT / "setups" / "coder-4080.yaml")],
     "inferform plan setups/gpt-oss-120b-8gb.yaml --json": ["plan", str(ROOT / "setups" / "gpt-oss-120b-8gb.yaml"),
                                                            "--json"],
+    "inferform plan setups/llama70b-spot.yaml": ["plan", str(ROOT / "setups" / "llama70b-spot.yaml")],  # chooses
 }
 
 

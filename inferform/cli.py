@@ -120,8 +120,9 @@ def models(as_json: JsonOpt = False,
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
 
 
-def _resolved(setup_path: str):
-    """Load and check a setup, and resolve the hardware it runs on (shared by plan and models --fits)."""
+def _resolved(setup_path: str, *, choose: bool = True):
+    """Load and check a setup, and resolve the hardware it runs on (shared by plan and models --fits).
+    With choose=False a cloud setup's `instance_type: auto` stays None for plan_cloud to choose and price."""
     from inferform.hardware.detect import detect
     from inferform.hardware.resolve import resolve_hardware
     from inferform.references import check_references
@@ -130,10 +131,11 @@ def _resolved(setup_path: str):
     spec, located = load_setup_located(setup_path)
     check_references(spec, located)
     hw = resolve_hardware(spec, located, detect)
-    if hw is None:
-        raise InferformError.single("instance_type: auto needs the cloud instance planner, which is not built yet",
-                                    file=setup_path, line=located.where(("target", "instance_type"))[0],
-                                    hint="name an instance type from the catalog, e.g. instance_type: g6e.xlarge")
+    if hw is None and choose:
+        from inferform.cloud.prices import price_book
+        from inferform.planner.instances import choose_instance
+
+        hw = choose_instance(spec, prices=price_book()).hardware
     return spec, hw
 
 
@@ -150,25 +152,33 @@ def _fits_for(setup_path: str):
     return spec, [best, *others]
 
 
-def _plan_for(setup_path: str):
+def _plan_for(setup_path: str, *, offline: bool = False):
     """Load, check, resolve hardware, read a local GGUF header if there is one, and plan."""
     from inferform.gguf import read_gguf
     from inferform.planner.compose import make_plan
     from inferform.sources import local_gguf
 
-    spec, hw = _resolved(setup_path)
+    spec, hw = _resolved(setup_path, choose=False)
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
     gguf = read_gguf(path) if path else None
+    if spec.target.is_cloud:
+        from inferform.cloud.prices import price_book
+        from inferform.planner.instance_plan import plan_cloud
+
+        # chooses the instance type when it is 'auto', and prices it (live only with AWS credentials)
+        return spec, plan_cloud(spec, hw, gguf, price_book(offline=offline))
     return spec, make_plan(spec, hw, gguf)  # argv names ${INFERFORM_MODEL_DIR}: the model role places the file
 
 
 @app.command()
-def plan(setup: SetupArg, as_json: JsonOpt = False) -> None:
+def plan(setup: SetupArg, as_json: JsonOpt = False,
+         offline: Annotated[bool, typer.Option("--offline", help="Cloud prices from the catalog snapshot only "
+                                                                 "(also INFERFORM_OFFLINE=1).")] = False) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
     from inferform.output import emit
     from inferform.views_plan import show_plan
 
-    _, result = _plan_for(setup)
+    _, result = _plan_for(setup, offline=offline)
     emit(result, as_json, lambda out: show_plan(result, out))
 
 
@@ -347,6 +357,23 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
 
         report.calibration = write_calibration(report, basis)
     emit(report, as_json, lambda out: show_bench(report, out))
+
+
+@app.command()
+def sweep(region: Annotated[list[str] | None, typer.Option(
+              "--region", metavar="REGION", help="Only this region (repeatable); default: the catalog's regions and "
+                                                 "those in local state.")] = None,
+          yes: Annotated[bool, typer.Option("--yes", help="Terminate what is left over (otherwise: list only).")]
+          = False, as_json: JsonOpt = False) -> None:
+    """Find EC2 instances inferform started that nobody keeps (expired, or their state is gone); --yes ends them."""
+    from inferform.cloud.sweep import find, report, terminate
+    from inferform.output import emit
+    from inferform.views_cloud import show_sweep
+
+    found = find(region)
+    ended = terminate([f for f in found if f.leftover]) if yes else []
+    result = report(found, ended, yes)
+    emit(result, as_json, lambda out: show_sweep(result, out))
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ class TargetOut(_Out):
     kind: str
     instance_type: str | None = None
     region: str | None = None
+    market: str | None = Field(None, description="'spot' or 'on-demand' for cloud targets; null for local.")
     gpus: list[GpuRef] = Field([])
 
 
@@ -76,9 +77,25 @@ class EngineOut(_Out):
     argv: list[str]
 
 
+class RunnerUp(_Out):
+    """A fitting instance type the planner did not choose, priced and sped the same way as the chosen one."""
+
+    instance_type: str
+    usd_per_hour: float
+    generate_tps: float
+    usd_per_mtok: float | None
+    why_not: str
+
+
 class CostOut(_Out):
+    """What the target costs to run; all null for local targets."""
+
     usd_per_hour: float | None = None
-    usd_per_mtok: float | None = None
+    usd_per_mtok: float | None = Field(None, description="usd_per_hour / (generate_tps × 3600) × 1e6.")
+    price_source: str | None = Field(None, description="'catalog snapshot <date>' or 'live ... <time>'.")
+    free_tier: bool = Field(False, description="Free while free-tier hours/credits last; usd_per_hour is the "
+                                               "on-demand price once they end.")
+    runner_ups: list[RunnerUp] = Field(default_factory=list)
 
 
 class Knob(_Out):

@@ -38,6 +38,7 @@ def show_plan(plan: Plan, out: Any) -> None:
     s = plan.speed
     out.print(f"predicted: [bold]{s.generate_tps:.1f} tok/s[/] generating, {s.prompt_tps:.0f} tok/s prompt "
               f"(bound: {s.bound})")
+    _show_cost(plan, out)
     out.print("sampling: " + ", ".join(f"{k}={v:g}" for k, v in plan.sampling.items()))
     out.print("\n[bold]why[/]")
     for line in plan.explanations:
@@ -47,3 +48,27 @@ def show_plan(plan: Plan, out: Any) -> None:
         for k in plan.knobs:
             out.print(f"  · {k.goal}: {k.change} — {k.effect}")
     out.print("\n[bold]command[/]\n  " + " ".join(plan.engine.argv), soft_wrap=True)
+
+
+def _usd(x: float | None) -> str:
+    return "?" if x is None else f"${x:,.4g}"
+
+
+def _show_cost(plan: Plan, out: Any) -> None:
+    """Cloud targets: the instance, its price and $/Mtok, and the runners-up the instance planner weighed."""
+    from rich.table import Table
+
+    t, cost = plan.target, plan.cost
+    if t.instance_type is None:
+        return
+    free = " (free tier: $0 while free-tier hours/credits last; this is the on-demand price after)" \
+        if cost.free_tier else ""
+    out.print(f"instance: [bold]{t.instance_type}[/] {t.market or ''} in {t.region}   "
+              f"cost: [bold]{_usd(cost.usd_per_hour)}/h[/], {_usd(cost.usd_per_mtok)}/Mtok{free}   "
+              f"[dim]({cost.price_source})[/]")
+    if cost.runner_ups:
+        table = Table("runner-up", "$/h", "gen tok/s", "$/Mtok", "why not")
+        for r in cost.runner_ups:
+            table.add_row(r.instance_type, _usd(r.usd_per_hour), f"{r.generate_tps:.1f}", _usd(r.usd_per_mtok),
+                          r.why_not)
+        out.print(table)

@@ -45,9 +45,6 @@ def base(model: str, use_case: str = "chat", experience: str = "latency", extra:
 @pytest.mark.parametrize("path", sorted((ROOT / "setups").glob("*.yaml")), ids=lambda p: p.name)
 def test_plan_json_follows_the_contract(cli, path):
     result = cli("plan", str(path), "--json")
-    if "instance_type: auto" in path.read_text():
-        assert result.code == 2 and "instance" in result.err
-        return
     assert result.code == 0, result.err
     plan = json.loads(result.out)
     for key, subkeys in CONTRACT.items():
@@ -63,6 +60,11 @@ def test_plan_json_follows_the_contract(cli, path):
     assert argv[argv.index("-np") + 1] == str(plan["context"]["parallel"])
     assert argv[argv.index("-c") + 1] == str(plan["context"]["n_ctx"])
     assert plan["explanations"] and plan["speed"]["generate_tps"] > 0
+    if plan["target"]["kind"] == "local":
+        assert plan["cost"]["usd_per_hour"] is None and plan["target"]["instance_type"] is None
+    else:  # cloud: an instance type is chosen (or named) and priced
+        assert plan["target"]["instance_type"] and plan["target"]["market"] in ("spot", "on-demand")
+        assert plan["cost"]["usd_per_hour"] > 0 and plan["cost"]["price_source"].startswith("catalog snapshot")
 
 
 def test_human_plan_explains(cli):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from inferform.catalog.gpus import find_gpu, lookup_gpu
-from inferform.catalog.instances import load_instance_types
+from inferform.catalog.instances import InstanceType, load_instance_types
 from inferform.errors import InferformError
 from inferform.hardware.profile import GIB, CpuInfo, GpuInfo, HardwareProfile
 from inferform.spec import GpuSpec, Hardware, Setup
@@ -72,6 +72,11 @@ def _from_instance_type(setup: Setup, located: Located | None) -> HardwareProfil
         raise InferformError.single(f"unknown instance type {target.instance_type!r}",
                                     file=located.file if located else None, line=line,
                                     hint=did_you_mean(target.instance_type, types) or "use instance_type: auto")
+    return instance_profile(row)
+
+
+def instance_profile(row: InstanceType) -> HardwareProfile:
+    """The machine an instance-type row describes (shared by named types and the cloud instance planner)."""
     specs = [GpuSpec(name=row.gpu, count=row.gpu_count, vram_gib=row.gpu_memory_gib)] if row.gpu else []
     gpus = gpus_from_spec(specs, None)
     for g in gpus:

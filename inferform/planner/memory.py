@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
@@ -38,6 +39,7 @@ def pad(n: int, multiple: int = KV_PAD) -> int:
     return int(math.ceil(n / multiple) * multiple)
 
 
+@cache  # kv_caches asks per layer per configuration: tens of thousands of calls in a cloud instance search
 def type_bytes(ggml_type: str, n_elements: int) -> int:
     t = load_ggml_types()[ggml_type.upper()]
     return n_elements // t.block_size * t.type_size

@@ -7,7 +7,7 @@ the plan only says which ("gguf" or "shapes").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from typing import NamedTuple
 
 from inferform.catalog.files import read_data
@@ -71,7 +71,7 @@ class ModelDesc:
     def params_total(self) -> int:
         return sum(t.n_elements for t in self.tensors)
 
-    @property
+    @cached_property  # read for every configuration the search prices; the tensor list never changes
     def params_active(self) -> int:
         """Parameters read per token: experts count n_expert_used of n_expert."""
         total = 0
@@ -127,15 +127,30 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         source="gguf", quant=quant)
 
 
-def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
+_SYNTHESIZED: dict[tuple[str, str], tuple[ModelEntry, list[Tensor], int]] = {}
+
+
+def _synthesized(entry: ModelEntry, quant: str) -> tuple[list[Tensor], int]:
+    """Tensors and file size of a catalog model at a quant, kept for the process: they do not depend on the
+    hardware, and the cloud instance planner searches the same model on many machines (synthesis is ~70% of a
+    search). Keyed by id but checked by identity, so an ad-hoc entry reusing a catalog id is never confused."""
     from inferform.planner.tensors import estimated_file_bytes, synthesize_tensors
 
-    s = entry.shapes
-    swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
-    layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
+    hit = _SYNTHESIZED.get((entry.id, quant))
+    if hit is not None and hit[0] is entry:
+        return hit[1], hit[2]
     listed = entry.quant(quant)
     tensors = synthesize_tensors(entry, quant)
     file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant, tensors)
+    _SYNTHESIZED[(entry.id, quant)] = (entry, tensors, file_bytes)
+    return tensors, file_bytes
+
+
+def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
+    s = entry.shapes
+    swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
+    layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
+    tensors, file_bytes = _synthesized(entry, quant)
     return ModelDesc(
         architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
         n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,

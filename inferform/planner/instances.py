@@ -1,0 +1,227 @@
+"""The cloud instance planner: for `instance_type: auto`, the cheapest instance type the setup runs well on.
+
+"Runs well" is the planner's own verdict: search() plans the setup's model on the type's hardware (the same
+profile a named type gets, hardware/resolve.py) and the plan fits and reaches the experience's speed floor
+(presets.yaml min_generate_tps). Types are tried cheapest first in the setup's region and market, and cheap
+necessary conditions (planner/instance_bounds.py) skip most searches, so choosing stays within plan's start-up
+budget. When nothing under max_price_per_hour reaches the floor, the cheapest type under the cap that fits at
+all is chosen and the plan says so; when nothing under the cap fits, the error names what would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from inferform.catalog.instances import InstanceType, load_instance_types
+from inferform.errors import InferformError
+from inferform.gguf import GGUFInfo
+from inferform.hardware.profile import HardwareProfile
+from inferform.hardware.resolve import instance_profile
+from inferform.planner.instance_bounds import Need, need_of
+from inferform.planner.search import Choice, search
+from inferform.spec import Setup
+
+MARKETS = {"aws-spot": "spot", "aws-on-demand": "on-demand", "free-trial": "on-demand"}
+DEFAULT_REGION = "us-east-1"
+RUNNER_UPS = 3
+
+
+def usd_per_mtok(usd_per_hour: float | None, generate_tps: float) -> float | None:
+    """Dollars per million generated tokens at the predicted speed (one stream, as plan.speed reports it)."""
+    if usd_per_hour is None or generate_tps <= 0:
+        return None
+    return round(usd_per_hour / (generate_tps * 3600) * 1e6, 4)
+
+
+def usd(x: float) -> str:
+    return f"${x:,.4g}"
+
+
+def machine(row: InstanceType) -> str:
+    """'1× L40S 48 GiB + 32 GiB RAM', or '2 vCPU + 1 GiB RAM' for CPU-only types."""
+    if row.gpu:
+        return f"{row.gpu_count}× {row.gpu} {row.gpu_memory_gib:g} GiB + {row.ram_gib:g} GiB RAM"
+    return f"{row.vcpus} vCPU + {row.ram_gib:g} GiB RAM"
+
+
+@dataclass
+class Priced:
+    row: InstanceType
+    usd_per_hour: float
+
+    @cached_property
+    def hw(self) -> HardwareProfile:
+        return instance_profile(self.row)
+
+
+@dataclass
+class Fitted:
+    """A type the planner can run the setup on, with its best configuration there."""
+
+    priced: Priced
+    choice: Choice
+
+    @property
+    def row(self) -> InstanceType:
+        return self.priced.row
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.priced.usd_per_hour
+
+    @property
+    def generate_tps(self) -> float:
+        return round(self.choice.speed.generate_tps, 1)  # as plan.speed reports it
+
+    @property
+    def usd_per_mtok(self) -> float | None:
+        return usd_per_mtok(self.usd_per_hour, self.generate_tps)
+
+    @property
+    def meets_floor(self) -> bool:
+        return self.choice.meets_floor
+
+
+@dataclass
+class InstanceChoice:
+    chosen: Fitted
+    runner_ups: list[Fitted]
+    region: str
+    market: str
+    price_source: str
+    need: Need
+    cap: float | None
+    cannot_hold: int = 0  # cheaper types that cannot hold the model
+    too_slow: int = 0  # cheaper types that cannot reach the speed floor
+    floor_option: Fitted | None = None  # when chosen is below the floor: the cheapest type that reaches it
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hardware(self) -> HardwareProfile:
+        return self.chosen.priced.hw
+
+
+class _Scan:
+    """Searches each type at most once; the bounds skip the searches whose answer they already know."""
+
+    def __init__(self, setup: Setup, gguf: GGUFInfo | None, need: Need) -> None:
+        self.setup, self.gguf, self.need = setup, gguf, need
+        self.done: dict[str, Fitted | None] = {}
+        self.errors: dict[str, InferformError] = {}
+
+    def fit(self, p: Priced) -> Fitted | None:
+        if p.row.type not in self.done:
+            result = None
+            if self.need.may_fit(p.hw):
+                try:
+                    best, _ = search(self.setup, p.hw, self.gguf)
+                    result = Fitted(p, best)
+                except InferformError as exc:
+                    self.errors[p.row.type] = exc
+            self.done[p.row.type] = result
+        return self.done[p.row.type]
+
+
+def offered(setup: Setup, prices) -> tuple[list[Priced], str, str]:
+    """The types the setup's target may use with their $/h, cheapest first; (types, region, market)."""
+    target = setup.target
+    region = target.region or DEFAULT_REGION
+    market = MARKETS[target.kind]
+    rows = [r for r in load_instance_types().values() if target.kind != "free-trial" or r.free_tier]
+    table = prices.prices(rows, region, market)
+    found = [Priced(r, table[r.type]) for r in rows if r.type in table]
+    if not found:
+        regions = sorted({reg for r in rows for reg in (r.spot_usd if market == "spot" else r.on_demand_usd)})
+        raise InferformError.single(f"{setup.name}: no {market} instance type has a price in {region}",
+                                    hint=f"use a region the catalog prices: {', '.join(regions)}")
+    found.sort(key=lambda p: (p.usd_per_hour, p.row.type))
+    return found, region, market
+
+
+def choose_instance(setup: Setup, gguf: GGUFInfo | None = None, prices=None) -> InstanceChoice:
+    """The cheapest type whose plan fits and reaches the speed floor, its runners-up, and why."""
+    if prices is None:
+        from inferform.cloud.prices import CatalogPrices
+
+        prices = CatalogPrices()
+    types, region, market = offered(setup, prices)
+    need = need_of(setup, gguf)
+    cap = setup.target.max_price_per_hour
+    scan = _Scan(setup, gguf, need)
+    chosen: Fitted | None = None
+    ups: list[Fitted] = []
+    cannot_hold = too_slow = 0
+    for p in types:
+        fitted = scan.fit(p) if need.may_fit(p.hw) and need.may_meet_floor(p.hw) else None
+        if fitted is None or not fitted.meets_floor:
+            if chosen is None:  # why the cheaper types lost, for the explanation
+                holds = fitted is not None or (need.may_fit(p.hw) and scan.done.get(p.row.type, 0) is not None)
+                cannot_hold += not holds
+                too_slow += holds
+            continue
+        if chosen is None:
+            chosen = fitted
+        else:
+            ups.append(fitted)
+            if len(ups) == RUNNER_UPS:
+                break
+    result = InstanceChoice(chosen, ups, region, market, prices.source, need, cap, cannot_hold, too_slow) \
+        if chosen else None
+    if result is not None and (cap is None or chosen.usd_per_hour <= cap):
+        return result
+    return _below_floor(setup, types, scan, chosen, prices.source, region, market, need, cap)
+
+
+def _below_floor(setup: Setup, types: list[Priced], scan: _Scan, floor_option: Fitted | None, source: str,
+                 region: str, market: str, need: Need, cap: float | None) -> InstanceChoice:
+    """Nothing under the cap reaches the speed floor: the cheapest type under the cap that fits at all."""
+    under = [p for p in types if cap is None or p.usd_per_hour <= cap]
+    fitting = []
+    for p in under:
+        fitted = scan.fit(p)
+        if fitted is not None:
+            fitting.append(fitted)
+            if len(fitting) > RUNNER_UPS - 1:
+                break
+    if not fitting:
+        raise _nothing_fits(setup, types, scan, floor_option, region, market, need, cap)
+    # the next cheapest under the cap, and the cheapest that reaches the floor (over the cap) when there is one
+    ups = fitting[1:RUNNER_UPS] if floor_option is None else [*fitting[1:RUNNER_UPS - 1], floor_option]
+    ups.sort(key=lambda f: (f.usd_per_hour, f.row.type))
+    return InstanceChoice(fitting[0], ups, region, market, source, need, cap, floor_option=floor_option)
+
+
+def _nothing_fits(setup: Setup, types: list[Priced], scan: _Scan, floor_option: Fitted | None, region: str,
+                  market: str, need: Need, cap: float | None) -> InferformError:
+    """Nothing under the cap holds the model: name the cheapest type that does (and the one that is fast enough),
+    or, when no type in the region holds it, what the largest one lacks."""
+    holds = next((f for p in types if (f := scan.fit(p)) is not None), None)
+    if holds is not None:
+        options = [holds] + ([floor_option] if floor_option is not None and floor_option is not holds else [])
+
+        def named(f: Fitted) -> str:
+            what = f"runs it at ≥ {need.min_generate_tps:g} tok/s" if f.meets_floor else "holds it"
+            return (f"the cheapest that {what} is {f.row.type} ({machine(f.row)}) at {usd(f.usd_per_hour)}/h, "
+                    f"{f.generate_tps:.1f} tok/s")
+
+        least = math.ceil(options[-1].usd_per_hour * 100) / 100
+        return InferformError.single(
+            f"{setup.name}: no {market} instance type in {region} at or under max_price_per_hour "
+            f"{usd(cap or 0)}/h holds {_model(setup)}",
+            hint=f"{'; '.join(named(f) for f in options)}: raise max_price_per_hour to {least:.2f}, or pin a "
+                 "smaller quant (model.quant) or less context")
+    biggest = max(types, key=lambda p: (p.hw.vram_bytes + p.hw.ram_bytes, -p.usd_per_hour))
+    scan.need = Need(0, 0, 0.0, need.model_label)  # let the largest machine's search say what is missing
+    scan.done.pop(biggest.row.type, None)
+    scan.fit(biggest)
+    why = scan.errors.get(biggest.row.type)
+    detail = str(why.problems[0].hint) if why and why.problems and why.problems[0].hint else ""
+    return InferformError.single(
+        f"{setup.name}: no {market} instance type in {region} holds {_model(setup)}, not even {biggest.row.type} "
+        f"({machine(biggest.row)})", hint=detail or "a smaller model or quant, or less context")
+
+
+def _model(setup: Setup) -> str:
+    return setup.model.id or setup.model.file if setup.model else f"a catalog model for {setup.use_case}"
