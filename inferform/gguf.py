@@ -35,18 +35,15 @@ class Tensor(NamedTuple):
     n_bytes: int
     layer: int | None  # blk.N. index; None for token_embd/output/...: the planner asks thousands of times
     is_expert: bool  # MoE expert tensors (ffn_*_exps): RAM candidates first
+    n_elements: int
 
     @classmethod
     def of(cls, name: str, shape: tuple[int, ...], type_name: str, n_bytes: int) -> Tensor:
         match = _PER_LAYER.match(name)
-        return cls(name, shape, type_name, n_bytes, int(match.group(1)) if match else None, "_exps." in name)
-
-    @property
-    def n_elements(self) -> int:
         count = 1
-        for dim in self.shape:
+        for dim in shape:
             count *= dim
-        return count
+        return cls(name, shape, type_name, n_bytes, int(match.group(1)) if match else None, "_exps." in name, count)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from inferform.apply.connection import LOCAL, Connection, from_state, state_fields
 from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
+from inferform.dirs import cache_dir as user_cache_dir
 from inferform.engines.build import PINNED
 from inferform.errors import EXIT_FAILURE, InferformError
 from inferform.plan import Plan
@@ -25,8 +26,7 @@ LOG_TAIL = 20
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "inferform"
+    return user_cache_dir()
 
 
 def model_dir() -> Path:

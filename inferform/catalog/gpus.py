@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from inferform.catalog.files import read_data
+from inferform.catalog.files import read_data, validated
 from inferform.catalog.names import canonical_gpu
 from inferform.catalog.rows import Row
 from inferform.errors import InferformError, did_you_mean
@@ -28,7 +28,8 @@ class GpuEntry(Row):
 
 @cache
 def load_gpus() -> dict[str, GpuEntry]:
-    return {row["name"]: GpuEntry.model_validate(row) for row in read_data("gpus.yaml")["gpus"]}
+    return validated("gpus", ["gpus.yaml"],
+                     lambda: {row["name"]: GpuEntry.model_validate(row) for row in read_data("gpus.yaml")["gpus"]})
 
 
 def lookup_gpu(name: str) -> GpuEntry | None:

@@ -7,7 +7,7 @@ from functools import cache
 
 from pydantic import Field
 
-from inferform.catalog.files import read_data
+from inferform.catalog.files import read_data, validated
 from inferform.catalog.rows import Row
 
 
@@ -26,7 +26,8 @@ class InstanceType(Row):
 
 @cache
 def load_instance_types() -> dict[str, InstanceType]:
-    return {row["type"]: InstanceType.model_validate(row) for row in read_data("instance_types.yaml")["instance_types"]}
+    return validated("instance_types", ["instance_types.yaml"], lambda: {
+        row["type"]: InstanceType.model_validate(row) for row in read_data("instance_types.yaml")["instance_types"]})
 
 
 def snapshot_date() -> dt.date:

@@ -6,13 +6,13 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inferform.catalog.files import data_files, read_data
+from inferform.catalog.files import data_files, read_data, validated
 from inferform.catalog.rows import Row
 from inferform.errors import InferformError, did_you_mean
 
 
 class Shapes(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     n_layers: int = Field(gt=0)
     n_embd: int = Field(gt=0)
@@ -81,6 +81,11 @@ def param_count(s: Shapes) -> int:
 
 @cache
 def load_models() -> dict[str, ModelEntry]:
+    files = [f"models/{path.name}" for path in data_files("models")]
+    return validated("models", files, _validate_models)
+
+
+def _validate_models() -> dict[str, ModelEntry]:
     models: dict[str, ModelEntry] = {}
     for path in data_files("models"):
         for raw in read_data(f"models/{path.name}")["models"]:

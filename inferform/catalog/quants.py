@@ -6,7 +6,7 @@ from functools import cache
 
 from pydantic import Field
 
-from inferform.catalog.files import read_data
+from inferform.catalog.files import read_data, validated
 from inferform.catalog.rows import Row
 
 
@@ -31,9 +31,11 @@ class QuantType(Row):
 
 @cache
 def load_ggml_types() -> dict[str, GgmlType]:
-    return {row["name"]: GgmlType.model_validate(row) for row in read_data("ggml_types.yaml")["ggml_types"]}
+    return validated("ggml_types", ["ggml_types.yaml"], lambda: {
+        row["name"]: GgmlType.model_validate(row) for row in read_data("ggml_types.yaml")["ggml_types"]})
 
 
 @cache
 def load_quant_types() -> dict[str, QuantType]:
-    return {row["name"]: QuantType.model_validate(row) for row in read_data("quant_types.yaml")["quant_types"]}
+    return validated("quant_types", ["quant_types.yaml"], lambda: {
+        row["name"]: QuantType.model_validate(row) for row in read_data("quant_types.yaml")["quant_types"]})

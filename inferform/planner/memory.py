@@ -21,6 +21,7 @@ Two engines drive the same libllama differently (RunConfig.engine):
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
@@ -162,13 +163,14 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, on_gpu: list[bool]) -> tuple[lis
     swa_cells = n_ctx_seq if cfg.swa_full else pad(min(n_ctx_seq, model.sliding_window * seqs_per_stream
                                                        + min(cfg.ubatch, cfg.batch)))
     out: dict[tuple[bool, str], list[int]] = {}
-    for il, layer in enumerate(model.layers):
+    # layers come in a few kinds (full/SWA, one GQA width): price each kind once, not each of 80 layers per trial
+    for (is_gpu, layer), count in Counter(zip(on_gpu, model.layers, strict=True)).items():
         kind = "swa" if layer.swa else "full"
         cells = swa_cells if layer.swa else n_ctx_seq
         row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v, layer.n_embd_v_gqa)
-        acc = out.setdefault((on_gpu[il], kind), [0, 0, cells])
-        acc[0] += row * cells * streams
-        acc[1] += 1
+        acc = out.setdefault((is_gpu, kind), [0, 0, cells])
+        acc[0] += row * cells * streams * count
+        acc[1] += count
     gpu, host = [], []
     for (is_gpu, kind), (size, layers, cells) in sorted(out.items()):
         (gpu if is_gpu else host).append(KvCache(kind, cells, streams, layers, size))
@@ -217,7 +219,20 @@ class LayerBytes(NamedTuple):
     repack_types: frozenset[str]
 
 
+_LAYER_BYTES: dict[tuple[int, frozenset[str]], tuple[list, LayerBytes]] = {}
+
+
 def layer_bytes(model: ModelDesc, repack: frozenset[str]) -> LayerBytes:
+    """Per-layer sums, kept per tensor list: the cloud instance search prices one model on many machines."""
+    hit = _LAYER_BYTES.get((id(model.tensors), repack))
+    if hit is not None and hit[0] is model.tensors:
+        return hit[1]
+    lb = _layer_bytes(model, repack)
+    _LAYER_BYTES[(id(model.tensors), repack)] = (model.tensors, lb)
+    return lb
+
+
+def _layer_bytes(model: ModelDesc, repack: frozenset[str]) -> LayerBytes:
     n = model.n_layers
     dense, expert, dense_r, expert_r = [0] * n, [0] * n, [0] * n, [0] * n
     embd = head = head_r = 0
