@@ -95,7 +95,7 @@ class CostOut(_Out):
     price_source: str | None = Field(None, description="'catalog snapshot <date>' or 'live ... <time>'.")
     free_tier: bool = Field(False, description="Free while free-tier hours/credits last; usd_per_hour is the "
                                                "on-demand price once they end.")
-    runner_ups: list[RunnerUp] = Field(default_factory=list)
+    runner_ups: list[RunnerUp] = Field([])
 
 
 class Knob(_Out):

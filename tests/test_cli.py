@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -47,3 +48,21 @@ def test_fast_paths_import_nothing_heavy(command):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_warm_plan_skips_the_slow_imports(tmp_path):
+    """The start-up budget (< 300 ms) depends on a warm `plan` never importing PyYAML (setups and catalogs come
+    from the cache), never loading importlib.metadata (pydantic's plugin scan) and never compiling tokenize's
+    pattern (inspect.signature of a builtin default_factory such as `list` in a pydantic Field)."""
+    demo = str(ROOT / "setups" / "coder-4080.yaml")
+    code = (f"import sys; sys.argv=['inferform','plan',{demo!r}]\n"
+            "from inferform.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import tokenize\n"
+            "slow = sorted(m for m in ('yaml', 'importlib.metadata') if m in sys.modules)\n"
+            "print(slow, tokenize._compile.cache_info().currsize)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    for _ in range(2):  # the first run fills the cache
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[] 0", done.stdout
