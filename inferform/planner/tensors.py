@@ -115,15 +115,18 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
         yield "ffn_down_shexp.weight", (s.n_ff_shared, e)
 
 
-_SHAPES: dict[tuple[str, str, Shapes], list[Tensor]] = {}
+_SHAPES: dict[tuple[str, str, Shapes], list[tuple[Tensor, str | None, str]]] = {}
 
 
-def _shape_table(entry: ModelEntry) -> list[Tensor]:
-    """tensor_shapes as Tensors without a type yet, once per model: `quant: auto` tries several quants of it."""
+def _shape_table(entry: ModelEntry) -> list[tuple[Tensor, str | None, str]]:
+    """Each tensor (no type yet) with the type the converter forces and its quantization category: the parts
+    that do not depend on the quant, worked out once per model since `quant: auto` tries several quants."""
     key = (entry.architecture, entry.family, entry.shapes)  # what tensor_shapes reads
     table = _SHAPES.get(key)
     if table is None:
-        table = _SHAPES[key] = [Tensor.of(name, shape, "", 0) for name, shape in tensor_shapes(entry)]
+        layout = layout_for(entry.architecture)
+        table = _SHAPES[key] = [(Tensor.of(name, shape, "", 0), _converter_type(name, shape, layout),
+                                 _category(name)) for name, shape in tensor_shapes(entry)]
     return table
 
 
@@ -242,9 +245,9 @@ def _converter_type(name: str, shape: tuple[int, ...], layout: ArchLayout) -> st
     return None
 
 
-def _mix(name: str, shape: tuple[int, ...], c: _Ctx, tied: bool) -> str:
-    """llama_tensor_get_type_impl for a quantizable tensor (before the shape fallback)."""
-    cat, d, q = _category(name), c.base, c.ftype
+def _mix(cat: str, shape: tuple[int, ...], c: _Ctx, tied: bool) -> str:
+    """llama_tensor_get_type_impl for a quantizable tensor of category `cat` (before the shape fallback)."""
+    d, q = c.base, c.ftype
     if cat == "output" or (tied and cat == "token_embd"):
         if q == "MXFP4_MOE" or shape[0] % load_ggml_types()[d].block_size:
             return "Q8_0"
@@ -297,10 +300,9 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
     if ftype is None:
         raise InferformError.single(f"unknown quantization {quant!r}", hint=did_you_mean(quant, quants))
     base = quants[ftype].base_type
-    layout = layout_for(entry.architecture)
     s = entry.shapes
     table = _shape_table(entry)
-    tied = not any(t.name == "output.weight" for t in table)
+    tied = not any(t.name == "output.weight" for t, _, _ in table)
     is_70b = (entry.architecture in TYPE_70B_ARCHS and s.n_layers == 80
               and (entry.architecture != "llama" or s.n_head != s.n_head_kv))
     imatrix = ftype.startswith("IQ") if imatrix is None else imatrix
@@ -309,19 +311,16 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
             for i in range(s.n_layers)]
     types = load_ggml_types()
     out = []
-    for t in table:
-        name, shape = t.name, t.shape
-        new = _converter_type(name, shape, layout)
+    for t, forced, cat in table:
+        new = forced
         if new is None and base in FLOAT_TYPES:
             new = base
         elif new is None:
-            if mixed or _category(name) in ("output", "token_embd"):
-                new = _mix(name, shape, ctxs[t.layer or 0], tied)
-            else:
-                new = base
-            new = _fallback(new, shape[0])
+            mixes = mixed or cat in ("output", "token_embd")
+            new = _fallback(_mix(cat, t.shape, ctxs[t.layer or 0], tied) if mixes else base, t.shape[0])
         ggml = types[new]
-        out.append(t._replace(type_name=new, n_bytes=t.n_elements // ggml.block_size * ggml.type_size))
+        out.append(Tensor(t.name, t.shape, new, t.n_elements // ggml.block_size * ggml.type_size, t.layer,
+                          t.is_expert, t.n_elements))
     return out
 
 
