@@ -64,7 +64,9 @@ def show_cloud_preview(preview: dict[str, Any], out: Any) -> None:
 
 def usage_snippets(endpoint: str, model: str, key_file: str | None) -> list[str]:
     """A curl line and an openai snippet that read the API key from its file: the key itself is never printed."""
-    key_expr = f"$(cat {key_file})" if key_file else "none"
+    import shlex
+
+    key_expr = f"$(cat {shlex.quote(key_file)})" if key_file else "none"
     curl = (f"curl {endpoint}/chat/completions -H \"Authorization: Bearer {key_expr}\" "
             f"-H 'Content-Type: application/json' -d '{{\"model\": \"{model}\", "
             f"\"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'")
@@ -95,10 +97,10 @@ def show_cloud_applied(row: dict[str, Any], out: Any) -> None:
     out.print(f"cost: {_usd(row['usd_per_hour'])}/h   API key: in {row['api_key_file']} (0600)")
     snippets = usage_snippets(row["endpoint"], row["setup"], row["api_key_file"])
     out.print("call it:")
-    out.print(f"  {escape(snippets[0])}")
+    out.print(f"  {escape(snippets[0])}", soft_wrap=True)  # unwrapped: it is meant to be copied
     out.print("  # python (pip install openai):")
     for line in snippets[1:]:
-        out.print(f"  {escape(line)}")
+        out.print(f"  {escape(line)}", soft_wrap=True)
     out.print(f"end it now: inferform destroy {setup_file}")
 
 
