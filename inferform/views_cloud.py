@@ -82,8 +82,17 @@ def usage_snippets(endpoint: str, model: str, key_file: str | None) -> list[str]
     return [curl, *python]
 
 
+def _when(iso: str | None) -> str:
+    """'2026-11-23 18:58 UTC': minutes are what a person plans by."""
+    import datetime as dt
+
+    if not iso:
+        return "?"
+    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _until(expires_at: str | None, time_left: str | None) -> str:
-    return f"{expires_at} ({time_left})" if expires_at else "?"
+    return f"{_when(expires_at)} ({time_left})" if expires_at else "?"
 
 
 def show_cloud_applied(row: dict[str, Any], out: Any) -> None:
@@ -109,11 +118,11 @@ def show_cloud_status(row: dict[str, Any], out: Any) -> None:
     from rich.markup import escape
 
     health = f"  health {row['health']}" if row["running"] else ""
-    out.print(f"{row['setup']} on {row['where']} {row['instance_id']}: {row['endpoint']}  "
-              f"instance {row['live_state']}{health}")
+    live = "state unknown" if row["live_state"] == "unknown" else row["live_state"]
+    out.print(f"{row['setup']} on {row['where']} {row['instance_id']}: {row['endpoint']}  instance {live}{health}")
     cost = f"{_usd(row['cost_so_far_usd'])} so far ({row['hours_since_applied']:.1f} h × " \
            f"{_usd(row['usd_per_hour'])}/h)" if row["cost_so_far_usd"] is not None else "cost unknown"
-    out.print(f"  expires {_until(row['expires_at'], row['time_left'])}  {cost}  since {row['since']}")
+    out.print(f"  expires {_until(row['expires_at'], row['time_left'])}  {cost}  since {_when(row['since'])}")
     if row["live_state"] == "unknown":
         out.print(f"  [dim]live state unknown: {escape(row['live_detail'])}[/]")
     if row["hint"]:
