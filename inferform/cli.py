@@ -356,7 +356,7 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
 
     name = load_setup(setup).name
     state = read_state(name)
-    if state is not None and state.target == "ssh":
+    if state is not None and state.target in ("ssh", "aws"):
         from inferform.apply.status import log_location
 
         raise InferformError.single(f"{name} runs on {state.host}: its log is {log_location(state)}",

@@ -428,3 +428,10 @@ def test_ttl_extend_refuses_without_pulumi_before_touching_the_instance(no_pulum
     result = cli("ttl", "extend", SPOT, "2h")
     assert result.code == 2 and "Pulumi CLI is not installed" in result.err
     assert read_state(NAME).expires_at == before.expires_at
+
+
+def test_logs_of_a_cloud_setup_point_at_the_instance(cli):
+    record("i-0abc", applied_ago_h=1, expires_in_h=2)
+    result = cli("logs", SPOT)
+    assert result.code == 2 and "runs on 127.0.0.1" in result.err
+    assert "ubuntu@127.0.0.1:~/.local/state/inferform/llama70b-spot/server.log" in result.err, result.err
