@@ -321,8 +321,8 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
         states = [found] if found else []
     else:
         states = all_states()
-    if any(s.target == "aws" for s in states):
-        from inferform.apply.cloud_status import describe_cloud
+    from inferform.apply.cloud_status import describe_cloud  # light: boto3 only once a cloud row asks EC2
+
     rows = [describe_cloud(s) if s.target == "aws" else describe(s) for s in states]
 
     def human(out) -> None:
