@@ -226,16 +226,30 @@ def apply(setup: SetupArg,
     lines = diff_lines(previous.plan if previous else None, result.model_dump(mode="json"))
     for line in lines:
         typer.echo(line)
+    if previous is not None and (previous.target == "aws") != spec.target.is_cloud:
+        raise InferformError.single(f"{spec.name} is applied on {previous.host} ({previous.target}); this apply "
+                                    f"targets {spec.target.kind}: the old one would keep running unrecorded",
+                                    hint=f"run `inferform destroy` for {spec.name} first, then apply")
     if dry_run:
         import tempfile
         from pathlib import Path
 
         from inferform.render import render as render_files
 
+        if spec.target.is_cloud:  # no Pulumi, no boto3: what the stack would create, then the roles' files
+            from inferform.apply.cloud_preview import preview
+            from inferform.output import console
+            from inferform.views_cloud import show_cloud_preview
+
+            show_cloud_preview(preview(result, spec), console())
+
         with tempfile.TemporaryDirectory() as tmp:
             for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
                 typer.echo(f"--- {path.name}\n{path.read_text()}")
         typer.echo(f"dry run: nothing applied (plan {plan_hash(result)})")
+        return
+    if spec.target.is_cloud:
+        _apply_cloud(spec, result, setup)
         return
     from inferform.apply.connection import from_setup
     from inferform.apply.local import apply_plan
@@ -250,14 +264,41 @@ def apply(setup: SetupArg,
     typer.echo(f"stop it with: inferform destroy {setup}")
 
 
+def _apply_cloud(spec, result, setup: str) -> None:
+    """Preflight first (exit 2, nothing created), then Pulumi and the roles over SSH under one progress display."""
+    from inferform.apply.cloud import apply_cloud, preflight
+    from inferform.apply.cloud_status import describe_cloud
+    from inferform.output import console
+    from inferform.views_cloud import show_cloud_applied
+
+    checked = preflight(spec)
+    progress, on_event = _progress()
+    with progress:
+        state = apply_cloud(result, spec, setup, on_event=on_event, checked=checked)
+    show_cloud_applied(describe_cloud(state, live=False), console())
+
+
 @app.command()
 def destroy(setup: SetupArg,
             purge: Annotated[bool, typer.Option(help="Also delete the downloaded model file.")] = False) -> None:
     """Stop what apply started and remove what it created (shared caches stay unless --purge)."""
-    from inferform.apply.local import destroy_setup
+    from inferform.apply.state import read_state
     from inferform.spec import load_setup
 
-    name = load_setup(setup).name
+    spec = load_setup(setup)
+    name, state = spec.name, read_state(spec.name)
+    # what was applied decides; with no state (a failed `pulumi up` leaves a stack), the setup file does
+    if (state.target == "aws") if state else spec.target.is_cloud:
+        from inferform.apply.cloud import destroy_cloud
+
+        progress, on_event = _progress()
+        with progress:
+            done = destroy_cloud(name, on_event=on_event)
+        typer.echo(f"destroyed {name}: the instance and its stack are gone" if done else
+                   f"nothing applied for {name} (no Pulumi stack)")
+        return
+    from inferform.apply.local import destroy_setup
+
     progress, on_event = _progress()
     with progress:
         done = destroy_setup(name, on_event=on_event, purge=purge)
@@ -267,7 +308,8 @@ def destroy(setup: SetupArg,
 @app.command()
 def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (path).")] = None,
            as_json: JsonOpt = False) -> None:
-    """What inferform runs: endpoint, health, since when, memory in use vs planned."""
+    """What inferform runs: endpoint, health, since when, memory in use vs planned; for cloud setups the instance,
+    its live state (with AWS credentials), time left before the dead man's switch, and cost so far."""
     from inferform.apply.state import all_states, read_state
     from inferform.apply.status import describe
     from inferform.output import emit
@@ -279,12 +321,19 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
         states = [found] if found else []
     else:
         states = all_states()
-    rows = [describe(s) for s in states]
+    from inferform.apply.cloud_status import describe_cloud  # light: boto3 only once a cloud row asks EC2
+
+    rows = [describe_cloud(s) if s.target == "aws" else describe(s) for s in states]
 
     def human(out) -> None:
         if not rows:
             out.print("nothing applied")
         for r in rows:
+            if r["target"] == "aws":
+                from inferform.views_cloud import show_cloud_status
+
+                show_cloud_status(r, out)
+                continue
             mem = r["host_memory_bytes"]
             used = f"{mem / 1024**3:.2f} GiB RSS" if mem else "-"
             planned = r["host_memory_planned_bytes"]
@@ -307,7 +356,7 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
 
     name = load_setup(setup).name
     state = read_state(name)
-    if state is not None and state.target == "ssh":
+    if state is not None and state.target in ("ssh", "aws"):
         from inferform.apply.status import log_location
 
         raise InferformError.single(f"{name} runs on {state.host}: its log is {log_location(state)}",
@@ -357,6 +406,31 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
 
         report.calibration = write_calibration(report, basis)
     emit(report, as_json, lambda out: show_bench(report, out))
+
+
+ttl_app = typer.Typer(help="The dead man's switch of a cloud setup.", no_args_is_help=True)
+app.add_typer(ttl_app, name="ttl")
+
+
+@ttl_app.command("extend")
+def ttl_extend(setup: SetupArg, duration: Annotated[str, typer.Argument(help="How much longer: 90m, 2h, 1d.",
+                                                                         show_default=False)]) -> None:
+    """Push a cloud setup's shutdown DURATION past its current deadline: on the instance, then its tags."""
+    from inferform.cloud_instance import ttl_seconds
+    from inferform.spec import load_setup
+
+    try:
+        seconds = ttl_seconds(duration.strip())
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise InferformError.single(f"{duration!r} is not a duration like '90m', '2h' or '1d'",
+                                    hint=f"inferform ttl extend {setup} 2h")
+    from inferform.apply.cloud import extend_ttl
+    from inferform.apply.cloud_status import describe_cloud
+
+    row = describe_cloud(extend_ttl(load_setup(setup).name, seconds), live=False)
+    typer.echo(f"extended {row['setup']}: the instance now ends itself at {row['expires_at']} ({row['time_left']})")
 
 
 @app.command()

@@ -117,13 +117,41 @@ def _cloud_fields(args, outputs: dict, usd_per_hour: float | None) -> dict:
             "market": args.market, "usd_per_hour": usd_per_hour, "cloud_args": saved}
 
 
-def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler | None = None) -> AppliedState:
+def _keep_deadline(args, previous: AppliedState | None):
+    """A re-apply while the instance still runs keeps its deadline.
+
+    The instance's shutdown was armed at its first boot and the stack ignores user-data changes, so a fresh
+    `now + ttl` would only move the tags and the state, not the real end: status would promise hours the
+    instance does not have. `inferform ttl extend` is what moves a running instance's deadline. When the
+    instance is gone (or cannot be seen), the new one gets a full TTL.
+    """
+    from inferform.apply.cloud_status import live_instance_state
+
+    now = dt.datetime.now(dt.UTC)
+    if previous is None or not previous.instance_id or not previous.expires_at or previous.expires_at <= now:
+        return args
+    alive, _detail = live_instance_state(previous.instance_id, previous.region)
+    if alive not in ("pending", "running", "stopping", "stopped"):
+        return args
+    left = max(60, int((previous.expires_at - now).total_seconds()))
+    return dataclasses.replace(args, ttl_seconds=left, expires_at=previous.expires_at.isoformat())
+
+
+def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler | None = None,
+                checked: Preflight | None = None) -> AppliedState:
     """Create the instance (pulumi up), wait for SSH, then run the roles there through `apply_plan`.
 
-    Needs `inferform.apply.connection.Connection` and `apply_plan(..., connection=)` (the SSH apply); imported
-    here, lazily, so this module loads without them.
+    `up` refreshes first (`pulumi up --refresh`): Pulumi's state would otherwise still list an instance that a spot
+    interruption or the dead man's switch has terminated, and the up would change nothing. The refresh drops it
+    from state, so the up creates a new one — that is how `apply` brings a preempted setup back. `checked` is
+    the caller's preflight result (the CLI runs it before showing progress); without it, preflight runs here.
     """
-    checked = preflight(spec)
+    checked = checked or preflight(spec)
+    earlier = read_state(plan.setup)
+    if earlier is not None and earlier.target != "aws":
+        raise InferformError.single(f"{plan.setup} is applied on {earlier.host} ({earlier.target}); a cloud apply "
+                                    "would leave that server running unrecorded",
+                                    hint=f"run `inferform destroy` for {plan.setup} first, then apply")
     from inferform.apply.stacks import load_stack
 
     stack_module = load_stack("inferform_aws")
@@ -134,32 +162,40 @@ def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler
     with setup_lock(plan.setup):
         key_file, public_key = ssh_keypair(plan.setup)
         key_path = api_key_file(plan.setup)
-        args = dataclasses.replace(draft, ssh_public_key=public_key, api_key=key_path.read_text().strip())
+        previous = read_state(plan.setup)
+        args = dataclasses.replace(_keep_deadline(draft, previous), ssh_public_key=public_key,
+                                   api_key=key_path.read_text().strip())
         _step(on_event, f"Create {args.instance_type} ({args.market}) in {args.region} with Pulumi")
         try:
             stack = create_or_select_stack(stack_name=plan.setup, project_name=PROJECT,
                                            program=_program(stack_module, args), opts=_workspace_options())
             _install_aws_plugin(stack)
             result = stack.up(color="never", on_event=_engine_events(on_event), show_secrets=False,
-                              suppress_outputs=True)
+                              suppress_outputs=True, refresh=True)
         except CommandError as exc:
             hint = (f"resources created so far stay until `inferform destroy` (stack {plan.setup!r}); "
                     "an instance, if one started, still ends itself at its TTL")
             raise _pulumi_failure("pulumi up", exc, hint) from None
         outputs = {key: result.outputs[key].value for key in OUTPUTS if key != "api_key"}
-        cloud = _cloud_fields(args, outputs, plan.cost.usd_per_hour)
+        # cost so far counts from the instance's creation: a re-apply that kept the instance keeps its start
+        kept = previous is not None and previous.instance_id == outputs["instance_id"]
+        cloud = {**_cloud_fields(args, outputs, plan.cost.usd_per_hour),
+                 "applied_at": previous.applied_at if kept else dt.datetime.now(dt.UTC)}
+        from inferform.apply.connection import Connection, state_fields
+
+        # recorded with the SSH details, so the roles' apply below (which refuses to strand a server on another
+        # host) sees the instance it is about to configure as where this setup is applied
+        connection = Connection(kind="ssh", host=outputs["public_ip"], user=cloud_image(args.gpu).login_user,
+                                key_file=key_file)
         write_state(AppliedState(
             setup=plan.setup, setup_file=str(Path(setup_file).resolve()), plan_hash=plan_hash(plan),
-            applied_at=dt.datetime.now(dt.UTC), engine=plan.engine.name, api_key_file=str(key_path),
-            plan=plan.model_dump(mode="json"), **cloud))
+            engine=plan.engine.name, api_key_file=str(key_path), plan=plan.model_dump(mode="json"),
+            **{**state_fields(connection), **cloud}))
 
-    user = cloud_image(args.gpu).login_user
     _step(on_event, f"Wait for SSH and first boot on {outputs['public_ip']}")
-    wait_for_ssh(outputs["public_ip"], user, key_file, known_hosts(plan.setup))
-    from inferform.apply.connection import Connection
+    wait_for_ssh(outputs["public_ip"], connection.user, key_file, known_hosts(plan.setup))
     from inferform.apply.local import apply_plan
 
-    connection = Connection(kind="ssh", host=outputs["public_ip"], user=user, key_file=key_file)
     applied, _changed = apply_plan(plan, setup_file, sha256=spec.model.sha256 if spec.model else None,
                                    on_event=on_event, connection=connection)
     final = applied.model_copy(update=cloud)

@@ -133,8 +133,9 @@ def from_setup(spec, setup_file: str) -> Connection:
 
 
 def from_state(state) -> Connection:
-    """The connection an AppliedState recorded, so destroy and status reach the host that apply used."""
-    if state.target != "ssh":
+    """The connection an AppliedState recorded, so destroy and status reach the host that apply used (a cloud
+    instance is reached over SSH like an ssh target: never this machine)."""
+    if state.target not in ("ssh", "aws"):
         return Connection()
     return Connection(kind="ssh", host=state.host, port=state.ssh_port or 22, user=state.ssh_user,
                       key_file=Path(state.ssh_key_file) if state.ssh_key_file else None,

@@ -48,7 +48,7 @@ def _rss_bytes(pid: int | None) -> int | None:
 
 def log_location(state: AppliedState) -> str:
     """Where the server log is: a local path, or user@host:path on an ssh target."""
-    if state.target != "ssh":
+    if state.target not in ("ssh", "aws"):
         return str(setup_dir(state.setup) / "server.log")
     connection = from_state(state)
     return f"{connection.destination}:{connection.shown(connection.state_dir(state.setup))}/server.log"
