@@ -149,11 +149,6 @@ class MemoryEstimate:
     gpu_layers: list[int]  # layer indices on a GPU
 
 
-def layer_on_gpu(layer: int, n_layers: int, n_gpu_layers: int) -> bool:
-    """-ngl N offloads the output layer first, then the *last* N-1 repeating layers (n_layers + 1 = everything)."""
-    return n_gpu_layers > 0 and layer >= n_layers + 1 - n_gpu_layers
-
-
 def kv_caches(model: ModelDesc, cfg: RunConfig, on_gpu: list[bool]) -> tuple[list[KvCache], list[KvCache]]:
     """(gpu caches, host caches). The full cache holds n_ctx_seq cells per stream; the SWA cache holds what the
     window needs: window × sequences per stream + one ubatch, padded, at most n_ctx_seq."""
@@ -272,7 +267,8 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
     repack = cfg.repack if ngl == 0 else frozenset()  # with a GPU backend, host weights are mapped, not repacked
     if lb is None or lb.repack_types != repack:
         lb = layer_bytes(model, repack)
-    on_gpu = [layer_on_gpu(il, n, ngl) for il in range(n)]
+    first = min(max(n + 1 - ngl, 0), n) if ngl > 0 else n  # -ngl N: the output layer, then the last N-1 layers
+    on_gpu = [il >= first for il in range(n)]
     gpu, host = Side(), Side()
     host.weights = lb.embd  # token embeddings stay on the CPU (get_rows runs there)
     if ngl >= 1:
@@ -280,18 +276,14 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
     else:
         host.weights += lb.head
         host.repack += lb.head_repack
-    for il in range(n):
-        experts_in_ram = il < cfg.n_cpu_moe
-        if on_gpu[il]:
-            gpu.weights += lb.dense[il]
-        else:
-            host.weights += lb.dense[il]
-            host.repack += lb.dense_repack[il]
-        if on_gpu[il] and not experts_in_ram:
-            gpu.weights += lb.expert[il]
-        else:
-            host.weights += lb.expert[il]
-            host.repack += lb.expert_repack[il]
+    # slices, not a loop over layers: the placement search prices hundreds of configurations
+    gpu.weights += sum(lb.dense[first:])
+    host.weights += sum(lb.dense[:first])
+    host.repack += sum(lb.dense_repack[:first])
+    experts_first = max(first, cfg.n_cpu_moe)  # --n-cpu-moe N keeps the experts of layers 0..N-1 in RAM
+    gpu.weights += sum(lb.expert[experts_first:])
+    host.weights += sum(lb.expert[:experts_first])
+    host.repack += sum(lb.expert_repack[:experts_first])
     if exact:
         in_map = []
         for t in model.tensors:
@@ -316,7 +308,7 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
         host.compute = compute_buffer(model, cfg, all_caches)
     host.compute += host.output + host.scores  # the contract counts output buffers inside compute_bytes
     per_gpu = _split(gpu.total, cfg) if cfg.n_gpus else []
-    return MemoryEstimate(gpu, host, per_gpu, [il for il in range(n) if on_gpu[il]])
+    return MemoryEstimate(gpu, host, per_gpu, list(range(first, n)))
 
 
 def output_buffers(model: ModelDesc, cfg: RunConfig) -> tuple[int, int, int]:

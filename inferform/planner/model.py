@@ -74,13 +74,21 @@ class ModelDesc:
     @cached_property  # read for every configuration the search prices; the tensor list never changes
     def params_active(self) -> int:
         """Parameters read per token: experts count n_expert_used of n_expert."""
+        key = (id(self.tensors), self.n_expert_used, self.n_expert)
+        hit = _ACTIVE.get(key)
+        if hit is not None and hit[0] is self.tensors:  # the cloud search re-describes one model per machine
+            return hit[1]
         total = 0
         for t in self.tensors:
             n = t.n_elements
             if t.is_expert and self.n_expert:
                 n = n * self.n_expert_used // self.n_expert
             total += n
+        _ACTIVE[key] = (self.tensors, total)
         return total
+
+
+_ACTIVE: dict[tuple[int, int, int], tuple[list[Tensor], int]] = {}
 
 
 @cache
