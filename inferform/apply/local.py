@@ -177,11 +177,15 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
         result = run_playbook(playbook_path("apply"), variables, hosts, on_event=on_event)
         if result.rc != 0:
             why = _failure(result, "apply")
+            # the service role quoted the server's log: there is more of it (unless a roll-back restarted the old
+            # server, whose log then replaces it)
+            server_said = "--- last" in why and (previous is None or previous.plan_hash == plan_hash(plan))
             if previous is None:
                 why += _clean_up(variables, hosts, on_event)
             elif previous.plan_hash != plan_hash(plan):
                 why += _roll_back(previous, hosts, on_event, connection)
-            raise InferformError.single(why, hint=f"see `inferform logs {setup_file}`", exit_code=EXIT_FAILURE)
+            raise InferformError.single(why, hint=f"the whole log: `inferform logs {setup_file}`" if server_said
+                                        else None, exit_code=EXIT_FAILURE)
         pid = str(result.artifacts.get("inferform_service_pid") or "")  # reported by the service role
         state = AppliedState(
             setup=plan.setup, setup_file=str(Path(setup_file).resolve()), plan_hash=plan_hash(plan),
