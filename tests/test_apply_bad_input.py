@@ -77,7 +77,7 @@ def _path_without(tmp_path: Path, *patterns: re.Pattern[str]) -> str:
 @pytest.mark.parametrize(("engine", "strip", "message"), [
     ("llama.cpp", (COMPILERS, CMAKE), "cmake not found: install it (apt-get install cmake"),
     ("llama-cpp-python", (COMPILERS,), "no C compiler found: install one (apt-get install build-essential)"),
-])
+], ids=["llama.cpp-without-cmake-or-compiler", "llama-cpp-python-without-compiler"])
 def test_no_compiler_says_what_to_install(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
                                           strip: tuple[re.Pattern[str], ...], message: str) -> None:
     """An empty cache (nothing built) and a PATH without the tools: the build script's own words reach the user."""
