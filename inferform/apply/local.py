@@ -40,7 +40,10 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
     Paths are the target's: this machine's XDG dirs locally, the remote user's over SSH. The render dir alone is
     on the controller; the service role copies its files to the target.
     """
+    from inferform.engines import llama_cpp, llama_cpp_python
+
     backend = "cpu" if not plan.target.gpus else "cuda"
+    health = llama_cpp_python.HEALTH_PATH if plan.engine.name == llama_cpp_python.NAME else llama_cpp.HEALTH_PATH
     if connection.is_ssh:
         cache, models, state_dir = connection.cache_dir(), connection.model_dir(), connection.state_dir(plan.setup)
     else:
@@ -55,6 +58,7 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
         "inferform_model_filename": model_filename(plan.model.file),
         "inferform_model_sha256": sha256 or "",
         "inferform_model_bytes": file_bytes or 0,
+        "inferform_model_space_bytes": plan.model.file_bytes or 0,
         "inferform_model_cache_dir": cache,
         "inferform_service_name": plan.setup,
         "inferform_service_render_dir": str(render_dir),
@@ -63,6 +67,7 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
         "inferform_service_host": str(plan.serve["host"]),
         "inferform_service_port": int(plan.serve["port"]),
         "inferform_service_state": state,
+        "inferform_service_health_path": health,
     }
 
 
@@ -110,6 +115,45 @@ def _failure(result, what: str) -> str:
     return f"{what} failed: {messages}"
 
 
+def _clean_up(variables: dict, hosts: str, on_event: Callable[[dict], None] | None) -> str:
+    """After a failed first apply: remove what the service role placed, so nothing half-installed stays behind.
+
+    The service role already stopped a server that did not become healthy; this also removes its unit (systemd
+    would restart it) and placed files. The port is not checked afterwards: it may belong to the very program
+    that made the apply fail. Caches (engine build, model) stay, as destroy keeps them."""
+    from inferform.apply.runner import playbook_path, run_playbook
+
+    cleanup = {**variables, "inferform_service_state": "absent", "inferform_service_port_check": False}
+    done = run_playbook(playbook_path("destroy"), cleanup, hosts, on_event=on_event)
+    if done.rc != 0:
+        return "\nremoving what this apply placed failed too: " + _failure(done, "clean-up")
+    return "\nnothing was left running; what this apply placed was removed"
+
+
+def _roll_back(previous: AppliedState, hosts: str, on_event: Callable[[dict], None] | None,
+               connection: Connection) -> str:
+    """After a failed apply of a changed plan: apply the previous rendered configuration again, so the server
+    that served before serves again (the service role stopped the new one if it started but never got healthy)."""
+    from inferform.apply.runner import playbook_path, run_playbook
+
+    back = Path(previous.plan.get("_render_dir", "")) if previous.plan.get("_render_dir") else None
+    if back is None or not back.is_dir():
+        return (f"\nthe previous configuration ({previous.plan_hash}) could not be brought back: its rendered "
+                f"files are gone; apply its setup file ({previous.setup_file}) again")
+    old = Plan.model_validate({k: v for k, v in previous.plan.items() if not k.startswith("_")})
+    old_vars = extravars(old, back, sha256=previous.plan.get("_sha256"), file_bytes=None, connection=connection)
+    if previous.api_key_file:
+        old_vars["inferform_service_api_key_file"] = previous.api_key_file
+    done = run_playbook(playbook_path("apply"), old_vars, hosts, on_event=on_event)
+    pid = str(done.artifacts.get("inferform_service_pid") or "")
+    if done.rc == 0 and pid.isdigit() and int(pid) != previous.pid:
+        write_state(previous.model_copy(update={"pid": int(pid)}))  # the restarted server, so status tells true
+    if done.rc != 0:
+        return (f"\nbringing back the previous configuration ({previous.plan_hash}) failed too: "
+                + _failure(done, "roll-back"))
+    return f"\nthe previous configuration ({previous.plan_hash}) was brought back and is serving {previous.endpoint}"
+
+
 def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Callable[[dict], None] | None = None,
                connection: Connection = LOCAL) -> tuple[AppliedState, int]:
     """Apply under the setup's lock; returns the new state and how many tasks changed something."""
@@ -133,23 +177,22 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
         result = run_playbook(playbook_path("apply"), variables, hosts, on_event=on_event)
         if result.rc != 0:
             why = _failure(result, "apply")
-            if previous and previous.plan_hash != plan_hash(plan):
-                back = Path(previous.plan.get("_render_dir", "")) if previous.plan else None
-                if back and back.is_dir():
-                    old = Plan.model_validate({k: v for k, v in previous.plan.items() if not k.startswith("_")})
-                    old_vars = extravars(old, back, sha256=sha256, file_bytes=None, connection=connection)
-                    if previous.api_key_file:
-                        old_vars["inferform_service_api_key_file"] = previous.api_key_file
-                    run_playbook(playbook_path("apply"), old_vars, hosts, on_event=on_event)
-                    why += f"\nthe previous configuration ({previous.plan_hash}) was brought back and is serving"
-            raise InferformError.single(why, hint="see `inferform logs SETUP`", exit_code=EXIT_FAILURE)
+            # the service role quoted the server's log: there is more of it (unless a roll-back restarted the old
+            # server, whose log then replaces it)
+            server_said = "--- last" in why and (previous is None or previous.plan_hash == plan_hash(plan))
+            if previous is None:
+                why += _clean_up(variables, hosts, on_event)
+            elif previous.plan_hash != plan_hash(plan):
+                why += _roll_back(previous, hosts, on_event, connection)
+            raise InferformError.single(why, hint=f"the whole log: `inferform logs {setup_file}`" if server_said
+                                        else None, exit_code=EXIT_FAILURE)
         pid = str(result.artifacts.get("inferform_service_pid") or "")  # reported by the service role
         state = AppliedState(
             setup=plan.setup, setup_file=str(Path(setup_file).resolve()), plan_hash=plan_hash(plan),
             applied_at=dt.datetime.now(dt.UTC), endpoint=endpoint(plan, connection),
             engine=plan.engine.name, pid=int(pid) if pid.isdigit() else None,
             api_key_file=str(key_file) if key_file else None, **state_fields(connection),
-            plan={**plan.model_dump(mode="json"), "_render_dir": str(out)})
+            plan={**plan.model_dump(mode="json"), "_render_dir": str(out), "_sha256": sha256})
         write_state(state)
         return state, result.changed
 

@@ -24,10 +24,13 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def _health(endpoint: str) -> str:
+def _health(endpoint: str, engine: str = "llama.cpp") -> str:
+    from inferform.engines import llama_cpp, llama_cpp_python
+
+    path = llama_cpp_python.HEALTH_PATH if engine == llama_cpp_python.NAME else llama_cpp.HEALTH_PATH
     base = endpoint.removesuffix("/v1").replace("0.0.0.0", "127.0.0.1")
     try:
-        with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{base}{path}", timeout=2) as response:
             return "ok" if response.status == 200 else f"http {response.status}"
     except urllib.error.HTTPError as exc:
         return f"http {exc.code}"
@@ -63,7 +66,7 @@ def _remote(state: AppliedState) -> dict[str, Any]:
         health = (f"not checked: serves on {connection.host}'s loopback "
                   f"(tunnel: {connection.ssh_hint('-N', '-L', f'{port}:127.0.0.1:{port}')})")
     else:
-        health = _health(state.endpoint)
+        health = _health(state.endpoint, state.engine)
     return {"where": connection.where(), "running": True if health == "ok" else None, "health": health,
             "host_memory_bytes": None, "log": log_location(state)}
 
@@ -76,5 +79,6 @@ def describe(state: AppliedState) -> dict[str, Any]:
            "pid": state.pid, "host_memory_planned_bytes": planned}
     if state.target == "ssh":
         return {**row, **_remote(state)}
-    return {**row, "where": "this machine", "running": _alive(state.pid), "health": _health(state.endpoint),
-            "host_memory_bytes": _rss_bytes(state.pid), "log": log_location(state)}
+    return {**row, "where": "this machine", "running": _alive(state.pid),
+            "health": _health(state.endpoint, state.engine), "host_memory_bytes": _rss_bytes(state.pid),
+            "log": log_location(state)}

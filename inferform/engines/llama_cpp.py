@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 BINARY = "llama-server"
+HEALTH_PATH = "/health"  # 503 while the model loads, 200 once it can serve
 
 
 class ServerArgs(NamedTuple):

@@ -20,9 +20,10 @@ plan's sampling values are what clients should send).
 
 Secrets and environment: the API key is never put in argv. The server is a pydantic `BaseSettings`, so it reads
 `API_KEY` from the environment (`launch_env` builds that from the key file). Two more environment hazards:
-`__main__.py` lets `HOST`/`PORT` override `--host/--port` (`uvicorn.run(host=os.getenv("HOST", ...))`), and any
-`ModelSettings` field not given on the command line is read from a same-named variable (e.g. `N_GPU_LAYERS`);
-passing every value explicitly covers the second, `launch_env` removes the first.
+`__main__.py` lets `HOST`/`PORT` override `--host/--port` (`uvicorn.run(host=os.getenv("HOST", ...))`) and
+`CONFIG_FILE` replace every flag, and any `ModelSettings` field not given on the command line is read from a
+same-named variable (e.g. `N_GPU_LAYERS`); passing every value explicitly covers the second, `launch_env` (and
+`launch_script_env`, for the run.sh inferform apply places) removes the first.
 
 argv[0] is `python`: the interpreter of the engine venv (engines/python_venv.py). Run with that venv's bin dir
 first on PATH, or replace argv[0] with `ensure_llama_cpp_python(...) / "bin" / "python"`.
@@ -41,7 +42,10 @@ NAME = "llama-cpp-python"
 PYTHON = "python"
 MODULE = "llama_cpp.server"
 API_KEY_ENV = "API_KEY"
-ENV_OVERRIDING_ARGV = ("HOST", "PORT")  # read by llama_cpp/server/__main__.py after parsing argv
+ENV_OVERRIDING_ARGV = ("HOST", "PORT", "CONFIG_FILE")  # read by llama_cpp/server/__main__.py after parsing argv
+# No /health route: the OpenAPI document answers 200 (without the API key) once create_app() has run, and
+# create_app() loads the model before uvicorn binds the port, so an answer means the model is in memory.
+HEALTH_PATH = "/openapi.json"
 READY = "Uvicorn running on"  # uvicorn's line once the model is loaded and the socket is bound
 
 
@@ -111,3 +115,11 @@ def launch_env(base: Mapping[str, str] | None = None, api_key_file: str | Path |
             raise ValueError(f"API key file {api_key_file} is empty")
         env[API_KEY_ENV] = key
     return env
+
+
+def launch_script_env(loopback: bool) -> tuple[tuple[str, ...], str | None]:
+    """What run.sh must do to the environment before it execs the server: the variables to unset (those that
+    override argv, and a stray API_KEY), and the variable to fill from "${INFERFORM_API_KEY_FILE}" (None on
+    loopback, where the plan asks for no key). Lower-case spellings are unset too (pydantic-settings ignores case)."""
+    names = (*ENV_OVERRIDING_ARGV, API_KEY_ENV)
+    return (*names, *(n.lower() for n in names)), None if loopback else API_KEY_ENV

@@ -21,7 +21,10 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
-from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED  # one pin for both engines
+try:
+    from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED  # one pin for both engines
+except ImportError:  # run as a lone script on a target by the engine role, with build.py copied beside it
+    from build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED  # type: ignore[no-redef]
 
 # CMAKE_ARGS per backend. cpu keeps llama-cpp-python's defaults (it builds the CPU backend natively).
 # The same backends and tool checks as the llama-server build (one table: build.py stays stdlib-only so the

