@@ -26,7 +26,8 @@ import pytest
 
 from inferform.apply.runner import playbook_path, run_playbook
 from inferform.apply.state import read_state, setup_dir
-from tests.test_apply_e2e import demo_setup, free_port, link_real_caches, status_rows
+from tests.processes import free_port
+from tests.test_apply_e2e import demo_setup, link_real_caches, status_rows
 
 # What a build needs and a stripped PATH must not offer (build.py / python_venv.py look for these names).
 COMPILERS = re.compile(r"^(cc|c\+\+|c89|c99|gcc|g\+\+|clang|clang\+\+|cpp)(-[\d.]+)?$"

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import re
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.processes import alive, free_port, port_open
 
 # Read before conftest's autouse fixture points XDG_CACHE_HOME at a temporary directory.
 REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferform"
@@ -43,24 +43,7 @@ def link_real_caches(names: tuple[str, ...] = SHARED_CACHES) -> Path:
     return cache
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return not re.search(r"^State:\s*Z", status, re.M)
 
 
 def cmdline(pid: int) -> list[str]:

@@ -62,12 +62,6 @@ def fake_pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return script
 
 
-@pytest.fixture
-def no_pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-
 
 def nothing_created() -> None:
     assert not state_root().exists(), f"preflight created {state_root()}"
@@ -76,7 +70,7 @@ def nothing_created() -> None:
 
 # --- preflight --------------------------------------------------------------------------------------------
 
-def test_missing_pulumi_cli_is_refused_with_install_hint_and_nothing_created(no_pulumi_on_path) -> None:
+def test_missing_pulumi_cli_is_refused_with_install_hint_and_nothing_created(no_pulumi) -> None:
     with pytest.raises(InferformError) as caught:
         cloud.preflight(cloud_setup())
     assert caught.value.exit_code == EXIT_BAD_INPUT
@@ -86,14 +80,14 @@ def test_missing_pulumi_cli_is_refused_with_install_hint_and_nothing_created(no_
     nothing_created()
 
 
-def test_apply_cloud_refuses_before_touching_anything_without_pulumi(no_pulumi_on_path, tmp_path: Path) -> None:
+def test_apply_cloud_refuses_before_touching_anything_without_pulumi(no_pulumi, tmp_path: Path) -> None:
     with pytest.raises(InferformError) as caught:
         cloud.apply_cloud(None, cloud_setup(), str(tmp_path / "setup.yaml"))  # type: ignore[arg-type]
     assert caught.value.exit_code == EXIT_BAD_INPUT and "Pulumi CLI" in str(caught.value)
     nothing_created()
 
 
-def test_destroy_cloud_refuses_without_pulumi_and_creates_nothing(no_pulumi_on_path) -> None:
+def test_destroy_cloud_refuses_without_pulumi_and_creates_nothing(no_pulumi) -> None:
     with pytest.raises(InferformError, match="Pulumi CLI") as caught:
         cloud.destroy_cloud("cloud-test")
     assert caught.value.exit_code == EXIT_BAD_INPUT
@@ -136,7 +130,7 @@ def test_a_named_but_missing_aws_profile_is_refused(no_aws, monkeypatch: pytest.
     ({"allowed_cidrs": ["203.0.113.7/32", "0.0.0.0/0"]}, "whole internet"),
     ({"allowed_cidrs": ["::/0"]}, "whole internet"),
 ])
-def test_setup_problems_are_refused_first(no_pulumi_on_path, target: dict, message: str) -> None:
+def test_setup_problems_are_refused_first(no_pulumi, target: dict, message: str) -> None:
     """Bad setups are refused before the CLI check: the fix is in the file, whatever is installed."""
     with pytest.raises(InferformError, match=message) as caught:
         cloud.preflight(cloud_setup(**target))
@@ -144,7 +138,7 @@ def test_setup_problems_are_refused_first(no_pulumi_on_path, target: dict, messa
     nothing_created()
 
 
-def test_loopback_serve_host_is_refused_for_cloud(no_pulumi_on_path) -> None:
+def test_loopback_serve_host_is_refused_for_cloud(no_pulumi) -> None:
     spec = cloud_setup().model_copy(update={"serve": cloud_setup().serve.model_copy(update={"host": "127.0.0.1"})})
     with pytest.raises(InferformError, match="unreachable"):
         cloud.preflight(spec)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,26 +22,12 @@ from tests.conftest import ROOT
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
 
 @pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Fake credentials, every boto3 client pointed at the moto server, and a fresh moto state per test."""
-    for var, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", REGION), ("AWS_ENDPOINT_URL", moto_url)):
-        monkeypatch.setenv(var, value)
+def aws(aws: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """conftest's moto fixture, with live prices allowed (these tests read them from moto)."""
     monkeypatch.delenv("INFERFORM_OFFLINE", raising=False)
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
-    return moto_url
+    return aws
 
 
 # ---- instance facts -------------------------------------------------------------------------------------------

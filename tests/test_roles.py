@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import yaml
 
 from inferform.apply.runner import PlaybookResult, failure_message, playbook_path, run_playbook
 from inferform.planner.compose import model_filename
+from tests.processes import alive, free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES_DIR = ROOT / "roles"
@@ -149,31 +149,14 @@ def test_a_bad_variable_fails_in_preflight_with_its_message(tmp_path: Path) -> N
 # ---------------------------------------------------------------------------------------------------- e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return not re.search(r"^State:\s*Z", state, re.M)
 
 
 @pytest.fixture
 def demo(tmp_path: Path, cli) -> dict[str, Any]:
     """The demo setup on a free port, rendered, and the extravars `inferform apply` would pass for it."""
     setup = yaml.safe_load((ROOT / "setups" / "demo.yaml").read_text())
-    port = _free_port()
+    port = free_port()
     setup["serve"]["port"] = port
     setup_file = tmp_path / "demo.yaml"
     setup_file.write_text(yaml.safe_dump(setup))
@@ -200,7 +183,7 @@ def demo(tmp_path: Path, cli) -> dict[str, Any]:
     }
     yield {"vars": variables, "port": port, "state_dir": state_dir, "model_dir": model_dir}
     pid_file = state_dir / "server.pid"  # never leave a server behind, whatever failed
-    if pid_file.is_file() and (pid := pid_file.read_text().strip()).isdigit() and _alive(int(pid)):
+    if pid_file.is_file() and (pid := pid_file.read_text().strip()).isdigit() and alive(int(pid)):
         os.kill(int(pid), 15)
 
 
@@ -241,7 +224,7 @@ def test_apply_serves_reapply_changes_nothing_destroy_frees_the_port(demo: dict[
 
     _run("destroy", demo["vars"])
     assert not (state_dir / "server.pid").exists()
-    assert not _alive(pid)
-    assert not _port_open(port)
+    assert not alive(pid)
+    assert not port_open(port)
     again, _ = _run("destroy", demo["vars"])
     assert again.changed == 0

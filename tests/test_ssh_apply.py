@@ -13,10 +13,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import shlex
 import shutil
-import socket
 import stat
 import subprocess
 import time
@@ -32,6 +30,7 @@ from inferform.apply.state import AppliedState, api_key_file, read_state, setup_
 from inferform.errors import InferformError
 from inferform.planner.compose import model_filename
 from tests.conftest import ROOT
+from tests.processes import alive, free_port, port_open
 
 SSHD = Path("/usr/sbin/sshd")
 # Read before conftest's autouse fixture points XDG_CACHE_HOME at a temporary directory.
@@ -195,24 +194,7 @@ def test_apply_refuses_to_move_a_setup_to_another_host(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return not re.search(r"^State:\s*Z", status, re.M)
 
 
 def _listening(port: int) -> list[int]:
@@ -226,7 +208,7 @@ def _listening(port: int) -> list[int]:
                 continue
             if any(a == b"--port" and b == str(port).encode() for a, b in pairwise(words)):
                 found.append(int(proc.name))
-    return [p for p in found if _alive(p)]
+    return [p for p in found if alive(p)]
 
 
 @pytest.fixture
@@ -245,7 +227,7 @@ def sshd(tmp_path: Path):
     shutil.copy(root / "client_key.pub", root / "authorized_keys")
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir, made by its unit
-    port = _free_port()
+    port = free_port()
     config = root / "sshd_config"
     config.write_text(f"""\
 Port {port}
@@ -265,7 +247,7 @@ LogLevel VERBOSE
     with open(log, "w") as err:
         proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=err, stderr=err)
     deadline = time.monotonic() + 15
-    while not _port_open(port):
+    while not port_open(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"sshd did not start:\n{log.read_text()}")
@@ -285,7 +267,7 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     (remote / "cache" / "inferform").mkdir(parents=True)
     (REAL_CACHE / "llama.cpp").mkdir(parents=True, exist_ok=True)
     (remote / "cache" / "inferform" / "llama.cpp").symlink_to(REAL_CACHE / "llama.cpp")  # reuse the real build
-    serve_port = _free_port()
+    serve_port = free_port()
     setup = _ssh_setup(tmp_path, port=sshd["port"], key=sshd["key"], serve_port=serve_port, host="0.0.0.0",
                        remote_base=remote)
     spec, plan = _plan(setup)
@@ -315,7 +297,7 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     assert json.loads(state_text)["ssh_key_file"] == str(sshd["key"])
 
     assert state.endpoint == f"http://127.0.0.1:{serve_port}/v1"
-    assert state.pid and _alive(state.pid) and _listening(serve_port) == [state.pid]
+    assert state.pid and alive(state.pid) and _listening(serve_port) == [state.pid]
     with pytest.raises(APIStatusError) as denied:
         OpenAI(base_url=state.endpoint, api_key="wrong", max_retries=0).chat.completions.create(
             model="demo", max_tokens=4, messages=[{"role": "user", "content": "hi"}])
@@ -339,7 +321,7 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     model_file = remote / "cache" / "inferform" / "models" / model_filename(plan.model.file)
     gone = cli("destroy", str(setup), "--purge")
     assert gone.code == 0 and "destroyed demo" in gone.out, gone.err
-    assert not _alive(state.pid) and _listening(serve_port) == [] and not _port_open(serve_port)
+    assert not alive(state.pid) and _listening(serve_port) == [] and not port_open(serve_port)
     assert not (remote_state / "run.sh").exists() and not (remote_state / "server.pid").exists()
     assert not model_file.exists(), "--purge removes the model file on the target"
     assert read_state("demo") is None and not (local_state / "api-key").exists()
