@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +15,9 @@ from inferform.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = sorted((ROOT / "setups").glob("*.yaml"))
+# The developer's (or CI's) real cache, read before the fixtures isolate HOME: e2e tests link engine builds and
+# venvs from here so the suite builds llama.cpp at most once per machine.
+REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferform"
 
 
 @pytest.fixture(autouse=True)

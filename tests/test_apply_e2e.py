@@ -24,11 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import REAL_CACHE, ROOT
 from tests.processes import alive, free_port, port_open
 
 # Read before conftest's autouse fixture points XDG_CACHE_HOME at a temporary directory.
-REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferform"
 SHARED_CACHES = ("llama.cpp", "venvs", "pypi")
 
 

@@ -23,13 +23,13 @@ import yaml
 
 from inferform.apply.runner import PlaybookResult, failure_message, playbook_path, run_playbook
 from inferform.planner.compose import model_filename
+from tests.conftest import REAL_CACHE
 from tests.processes import alive, free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES_DIR = ROOT / "roles"
 ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks" / "main.yml").is_file())
 # Read before conftest's autouse fixture points XDG_CACHE_HOME at a temporary directory.
-REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferform"
 # Play keywords that may sit beside the module in a task; anything else there must be an FQCN module.
 TASK_KEYWORDS = {
     "name", "when", "register", "vars", "loop", "loop_control", "changed_when", "failed_when", "until", "retries",

@@ -29,12 +29,11 @@ from inferform.apply.connection import Connection, from_setup, from_state, state
 from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, state_root, write_state
 from inferform.errors import InferformError
 from inferform.planner.compose import model_filename
-from tests.conftest import ROOT
+from tests.conftest import REAL_CACHE, ROOT
 from tests.processes import alive, free_port, port_open
 
 SSHD = Path("/usr/sbin/sshd")
 # Read before conftest's autouse fixture points XDG_CACHE_HOME at a temporary directory.
-REAL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "inferform"
 # The target's own Python, not this venv's: the roles must work with whatever the remote host has. Named rather
 # than discovered because interpreter discovery on a developer box can pick a pyenv shim that does not run.
 TARGET_PYTHON = "/usr/bin/python3"
