@@ -103,7 +103,7 @@ def test_no_compiler_says_what_to_install(cli, tmp_path: Path, monkeypatch: pyte
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that is its own CA: trusted through SSL_CERT_FILE, by ansible's get_url too."""
+    """A certificate for 127.0.0.1 and localhost, its own CA: trusted through SSL_CERT_FILE (by urllib too)."""
     import ipaddress
 
     from cryptography import x509
@@ -117,8 +117,8 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
