@@ -306,3 +306,26 @@ def test_the_role_resumes_a_part_left_by_an_interrupted_apply(server: Server, tm
     assert server.sent[-1] == len(BODY) - 2_000_000
     assert (models / "m.gguf").read_bytes() == BODY
     assert sorted(p.name for p in models.iterdir()) == ["m.gguf"]
+
+
+def test_the_disk_check_counts_what_a_part_already_holds(server: Server, tmp_path: Path) -> None:
+    """A sparse 8 TiB .part (no record, so it is not resumed but overwritten) covers all but the model's size."""
+    import shutil
+
+    server.files["/m.gguf"] = BODY
+    models = tmp_path / "models"
+    models.mkdir()
+    kept = 8 << 40
+    with (models / "m.gguf.part").open("wb") as f:
+        f.truncate(kept)
+    assert shutil.disk_usage(models).free < kept, "the check would pass without counting the .part"
+    playbook = tmp_path / "model.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: true\n  gather_subset: [min]\n  roles: [inferform_model]\n")
+    result = run_playbook(str(playbook), {
+        "inferform_model_source": f"{server.base}/m.gguf", "inferform_model_dir": str(models),
+        "inferform_model_filename": "m.gguf", "inferform_model_sha256": sha(BODY), "inferform_model_bytes": len(BODY),
+        "inferform_model_space_bytes": kept + len(BODY), "inferform_model_cache_dir": str(tmp_path / "cache")},
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    assert result.rc == 0, result.messages
+    assert "Range" not in server.seen[-1][1], "a .part without its record is started over"
+    assert sorted(p.name for p in models.iterdir()) == ["m.gguf"] and (models / "m.gguf").read_bytes() == BODY
