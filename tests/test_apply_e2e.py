@@ -132,6 +132,15 @@ def assert_nothing_left(cli, name: str, port: int, pids: list[int]) -> None:
     assert not left & {"server.pid", "run.sh", "engine.env", "service.env", "state.json"}, left
     assert [r for r in status_rows(cli) if r["setup"] == name] == []
 
+def reapply_changes_nothing(cli, setup: Path, name: str, pid: int, clock) -> None:
+    """A second apply of the same setup reports 0 changed and leaves the same server running."""
+    again = cli("apply", str(setup))
+    clock.lap("re-apply")
+    assert again.code == 0, again.err
+    assert f"applied {name} on this machine: 0 changed" in again.out, again.out
+    assert status_rows(cli)[0]["pid"] == pid, "re-applying the same setup restarted the server"
+
+
 
 @pytest.mark.e2e
 def test_apply_chat_reapply_change_roll_back_destroy(cli, tmp_path: Path, cleanup: list[str]) -> None:
@@ -154,11 +163,7 @@ def test_apply_chat_reapply_change_roll_back_destroy(cli, tmp_path: Path, cleanu
     chat(port)
     clock.lap("chat")
 
-    again = cli("apply", str(setup))
-    clock.lap("re-apply")
-    assert again.code == 0, again.err
-    assert f"applied {name} on this machine: 0 changed" in again.out, again.out
-    assert status_rows(cli)[0]["pid"] == pid, "re-applying the same setup restarted the server"
+    reapply_changes_nothing(cli, setup, name, pid, clock)
 
     new_ctx = 1024 if planned_ctx != 1024 else 2048
     changed = demo_setup(tmp_path, name, port, context=new_ctx)
@@ -227,11 +232,7 @@ def test_llama_cpp_python_engine_apply_chat_reapply_destroy(cli, tmp_path: Path,
     chat(port)
     clock.lap("chat")
 
-    again = cli("apply", str(setup))
-    clock.lap("re-apply")
-    assert again.code == 0, again.err
-    assert f"applied {name} on this machine: 0 changed" in again.out, again.out
-    assert status_rows(cli)[0]["pid"] == pid
+    reapply_changes_nothing(cli, setup, name, pid, clock)
 
     gone = cli("destroy", str(setup))
     clock.lap("destroy")

@@ -8,7 +8,6 @@ the point where it would need one, and asserts what it refuses or produces befor
 from __future__ import annotations
 
 import datetime as dt
-import os
 import stat
 import subprocess
 import sys
@@ -47,19 +46,6 @@ def no_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         empty.write_text("")
         monkeypatch.setenv(var, str(empty))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # on an EC2 CI runner the instance role would answer
-
-
-@pytest.fixture
-def fake_pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A stand-in `pulumi` that answers `pulumi version` like the real CLI (not installed here), so a preflight
-    can get past the CLI check to the checks after it. It can do nothing else."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "pulumi"
-    script.write_text("#!/bin/sh\n[ \"$1\" = version ] && echo v3.200.0 && exit 0\nexit 97\n")
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
-    return script
 
 
 
@@ -102,7 +88,7 @@ def test_missing_aws_credentials_are_refused_with_a_hint(no_aws) -> None:
     assert "AWS_PROFILE" in str(caught.value) and "aws configure" in str(caught.value)
 
 
-def test_preflight_reaches_and_refuses_on_missing_credentials(no_aws, fake_pulumi_on_path) -> None:
+def test_preflight_reaches_and_refuses_on_missing_credentials(no_aws, fake_pulumi) -> None:
     with pytest.raises(InferformError, match="no AWS credentials") as caught:
         cloud.preflight(cloud_setup())
     assert caught.value.exit_code == EXIT_BAD_INPUT
@@ -169,7 +155,7 @@ def test_checkip_nonsense_is_an_error(answer: str) -> None:
 
 
 def test_preflight_without_allowed_cidrs_asks_checkip_and_fails_closed(
-        no_aws, fake_pulumi_on_path, monkeypatch: pytest.MonkeyPatch) -> None:
+        no_aws, fake_pulumi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     monkeypatch.setattr(cloud_preflight, "fetch_public_ip", lambda: (_ for _ in ()).throw(OSError("timed out")))
@@ -345,7 +331,7 @@ def test_cloud_modules_import_no_cloud_sdk_at_start_up() -> None:
 
 
 def test_apply_cloud_validates_the_stack_inputs_before_creating_anything(
-        no_aws, fake_pulumi_on_path, monkeypatch: pytest.MonkeyPatch, write) -> None:
+        no_aws, fake_pulumi, monkeypatch: pytest.MonkeyPatch, write) -> None:
     """Preflight passes (stand-in CLI, env credentials, explicit CIDRs); the stack's inputs are then checked —
     here a plan without an instance type — before a key, a passphrase, a backend or a stack exists."""
     from inferform.cli import _plan_for
