@@ -246,6 +246,16 @@ def apply(setup: SetupArg,
         with tempfile.TemporaryDirectory() as tmp:
             for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
                 typer.echo(f"--- {path.name}\n{path.read_text()}")
+        if not spec.target.is_cloud:  # a cloud instance does not exist yet: there is nothing to check against
+            from inferform.apply.connection import from_setup
+            from inferform.apply.local import check_plan
+
+            clean, changes = check_plan(result, sha256=spec.model.sha256 if spec.model else None,
+                                        connection=from_setup(spec, setup))
+            typer.echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
+                       f"would change{'' if clean else ' (check mode stopped early)'}")
+            for line in changes:
+                typer.echo(line)
         typer.echo(f"dry run: nothing applied (plan {plan_hash(result)})")
         return
     if spec.target.is_cloud:

@@ -197,6 +197,36 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
         return state, result.changed
 
 
+def check_plan(plan: Plan, *, sha256: str | None, connection: Connection = LOCAL) -> tuple[bool, list[str]]:
+    """`apply --dry-run`: the apply playbook in Ansible's check+diff mode against files rendered into a temporary
+    directory. Nothing on the target changes; returns (whether check mode ran cleanly, what it says would change)."""
+    import tempfile
+
+    from inferform.apply.runner import playbook_path, run_playbook
+
+    changes: list[str] = []
+
+    def collect(event: dict) -> None:
+        data = event.get("event_data", {})
+        res = data.get("res") or {}
+        if event.get("event") == "runner_on_ok" and res.get("changed"):
+            changes.append(f"~ {data.get('task', '?')}")
+            for d in res.get("diff") or []:
+                before, after = d.get("before_header") or d.get("before"), d.get("after_header") or d.get("after")
+                if isinstance(before, str) and isinstance(after, str) and "\n" not in before + after:
+                    changes.append(f"    {before} -> {after}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "render"
+        render(plan, out, connection.shown(connection.model_dir()) if connection.is_ssh else str(model_dir()))
+        variables = extravars(plan, out, sha256=sha256, file_bytes=None, connection=connection)
+        result = run_playbook(playbook_path("apply"), variables, inventory(plan.setup, connection), check=True,
+                              diff=True, on_event=collect)
+    if result.rc != 0:
+        return False, [*changes, *(f"! {m}" for m in result.messages[-2:])]
+    return True, changes
+
+
 def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, purge: bool = False) -> bool:
     """Stop and remove what apply created, on the host apply used; False when nothing was applied."""
     from inferform.apply.runner import playbook_path, run_playbook
