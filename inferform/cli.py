@@ -219,7 +219,6 @@ def apply(setup: SetupArg,
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
     from inferform.apply.state import read_state
     from inferform.plan_diff import diff_lines
-    from inferform.render import plan_hash
 
     spec, result = _plan_for(setup)
     previous = read_state(spec.name)
@@ -231,32 +230,9 @@ def apply(setup: SetupArg,
                                     f"targets {spec.target.kind}: the old one would keep running unrecorded",
                                     hint=f"run `inferform destroy` for {spec.name} first, then apply")
     if dry_run:
-        import tempfile
-        from pathlib import Path
+        from inferform.apply.dry_run import show_dry_run
 
-        from inferform.render import render as render_files
-
-        if spec.target.is_cloud:  # no Pulumi, no boto3: what the stack would create, then the roles' files
-            from inferform.apply.cloud_preview import preview
-            from inferform.output import console
-            from inferform.views_cloud import show_cloud_preview
-
-            show_cloud_preview(preview(result, spec), console())
-
-        with tempfile.TemporaryDirectory() as tmp:
-            for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
-                typer.echo(f"--- {path.name}\n{path.read_text()}")
-        if not spec.target.is_cloud:  # a cloud instance does not exist yet: there is nothing to check against
-            from inferform.apply.connection import from_setup
-            from inferform.apply.local import check_plan
-
-            clean, changes = check_plan(result, sha256=spec.model.sha256 if spec.model else None,
-                                        connection=from_setup(spec, setup))
-            typer.echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
-                       f"would change{'' if clean else ' (check mode stopped early)'}")
-            for line in changes:
-                typer.echo(line)
-        typer.echo(f"dry run: nothing applied (plan {plan_hash(result)})")
+        show_dry_run(spec, result, setup, typer.echo)
         return
     if spec.target.is_cloud:
         _apply_cloud(spec, result, setup)

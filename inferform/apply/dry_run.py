@@ -1,0 +1,37 @@
+"""`apply --dry-run`: everything apply would do, shown and checked, with nothing touched on any target."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from inferform.plan import Plan
+from inferform.render import plan_hash
+from inferform.render import render as render_files
+from inferform.spec import Setup
+
+
+def show_dry_run(spec: Setup, result: Plan, setup: str, echo: Callable[[str], None]) -> None:
+    """Cloud: what the stack would create (no Pulumi, no boto3). Then the rendered files, and for machines that
+    exist already, Ansible's check+diff run of the apply playbook."""
+    if spec.target.is_cloud:
+        from inferform.apply.cloud_preview import preview
+        from inferform.output import console
+        from inferform.views_cloud import show_cloud_preview
+
+        show_cloud_preview(preview(result, spec), console())
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
+            echo(f"--- {path.name}\n{path.read_text()}")
+    if not spec.target.is_cloud:  # a cloud instance does not exist yet: there is nothing to check against
+        from inferform.apply.connection import from_setup
+        from inferform.apply.local import check_plan
+
+        clean, changes = check_plan(result, sha256=spec.model.sha256 if spec.model else None,
+                                    connection=from_setup(spec, setup))
+        echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
+             f"would change{'' if clean else ' (check mode stopped early)'}")
+        for line in changes:
+            echo(line)
+    echo(f"dry run: nothing applied (plan {plan_hash(result)})")
