@@ -1,6 +1,6 @@
 """`python -m inferform` is the same entry point as the console script."""
 
-from inferform.cli import run
+from inferform.entry import run
 
 if __name__ == "__main__":
     run()

@@ -4,8 +4,7 @@ Heavy imports (pulumi, ansible, boto3, rich tables) happen inside the commands t
 `inferform --help` and `inferform validate` start fast.
 """
 
-from __future__ import annotations
-
+import gc
 import os
 import sys
 from typing import Annotated
@@ -44,10 +43,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Commands that read, compute and print in well under a second: they run with the garbage collector left off
+# by inferform.entry (see there). Every other command may run for minutes and gets it back.
+QUICK_COMMANDS = frozenset({"plan", "validate", "schema", "hardware", "models", "render"})
+
+
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+def _root(ctx: typer.Context,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version.")] = False) -> None:
     """inferform: say what you want to run and where; get a sized, explained plan; apply it."""
+    if ctx.invoked_subcommand not in QUICK_COMMANDS:
+        gc.enable()
 
 
 @app.command()

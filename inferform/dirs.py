@@ -1,7 +1,5 @@
 """Where inferform keeps what it makes for the user: XDG base directories, one place for every module."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

@@ -4,8 +4,6 @@ A user error carries where it happened (file, line, column) and how to fix it; t
 traceback and exits 2 (bad input / impossible setup) or 1 (failure while acting).
 """
 
-from __future__ import annotations
-
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,7 +45,7 @@ class InferformError(Exception):
     @classmethod
     def single(cls, message: str, *, file: str | None = None, line: int | None = None,
                column: int | None = None, hint: str | None = None,
-               exit_code: int = EXIT_BAD_INPUT) -> InferformError:
+               exit_code: int = EXIT_BAD_INPUT) -> "InferformError":
         return cls([Problem(message, file, line, column, hint)], exit_code)
 
     def __str__(self) -> str:

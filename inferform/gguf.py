@@ -5,8 +5,6 @@ big files; the planner only needs scalar metadata, the lengths of arrays, small 
 table. This reader walks the header once with struct and skips what it does not keep.
 """
 
-from __future__ import annotations
-
 import mmap
 import os
 import pickle
@@ -42,7 +40,7 @@ class Tensor(NamedTuple):
     n_elements: int
 
     @classmethod
-    def of(cls, name: str, shape: tuple[int, ...], type_name: str, n_bytes: int) -> Tensor:
+    def of(cls, name: str, shape: tuple[int, ...], type_name: str, n_bytes: int) -> "Tensor":
         match = _PER_LAYER.match(name)
         count = 1
         for dim in shape:

@@ -1,7 +1,5 @@
 """The single output sink: human output through rich on stdout, or JSON for scripts. Errors go to stderr."""
 
-from __future__ import annotations
-
 import json
 import sys
 from collections.abc import Callable

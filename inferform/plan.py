@@ -3,8 +3,6 @@
 Apply never re-decides anything: everything it needs to run the engine is in here, including the argv.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict, Field
 
 

@@ -4,8 +4,6 @@ Schema validation (spec.py) knows shapes of values; this module knows whether a 
 or a local model file is real. Every problem is located at its line in the setup.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 from inferform.catalog.names import canonical_gpu, gpu_names, instance_type_names, model_ids, quant_names

@@ -4,8 +4,6 @@ Downloading is apply's job (the model role); planning only looks: a local path, 
 installed and carries its .gguf inside.
 """
 
-from __future__ import annotations
-
 import importlib.util
 from pathlib import Path
 

@@ -4,8 +4,6 @@ Strict by design: unknown fields are errors (with did-you-mean), enums list thei
 sane bounds. The JSON Schema exported from these models is what editors use, so every field has a description.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import re
 from typing import Annotated, Any, Literal
@@ -147,7 +145,7 @@ class Target(Strict):
         return value
 
     @model_validator(mode="after")
-    def _ssh_needs_host_and_hardware(self) -> Target:
+    def _ssh_needs_host_and_hardware(self) -> "Target":
         """The planner never connects anywhere, so an ssh target must say how big the machine is."""
         if self.kind != "ssh":
             if self.ssh is not None:
@@ -194,7 +192,7 @@ class ModelSpec(Strict):
         return value
 
     @model_validator(mode="after")
-    def _https_needs_sha(self) -> ModelSpec:
+    def _https_needs_sha(self) -> "ModelSpec":
         if self.file and self.file.startswith("https://") and not self.sha256:
             raise ValueError("an https:// model file needs sha256 so a corrupt or swapped file is never served")
         return self

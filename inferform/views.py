@@ -1,7 +1,5 @@
 """Human renderings (rich) of the objects the CLI prints; --json output never comes through here."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from inferform.catalog.models import ModelEntry, param_count

@@ -1,8 +1,6 @@
 """Human renderings (rich) of cloud reports: `inferform sweep`, a cloud `apply` (dry run and result), cloud rows
 of `status`."""
 
-from __future__ import annotations
-
 from typing import Any
 
 

@@ -1,7 +1,5 @@
 """Human rendering of a Plan: what runs, where every part lives, memory per side, speed, and why."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from inferform.plan import MemorySide, Plan

@@ -7,8 +7,6 @@ Importing PyYAML costs ~35 ms, a tenth of the CLI's start-up budget, and a setup
 it is edited: a parsed setup is kept in the user's cache, keyed by its text and checked against it on load.
 """
 
-from __future__ import annotations
-
 import os
 import pickle
 import zlib
@@ -41,11 +39,11 @@ class Located:
         return (None, None)
 
 
-def _mark(node: yaml.Node) -> tuple[int, int]:
+def _mark(node: "yaml.Node") -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _construct(node: yaml.Node, path: Path, positions: dict[Path, tuple[int, int]],
+def _construct(node: "yaml.Node", path: Path, positions: dict[Path, tuple[int, int]],
                loader: Any, file: str) -> Any:
     import yaml
 

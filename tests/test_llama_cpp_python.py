@@ -4,7 +4,6 @@ its memory differs from llama-server's, and the venv builder's guards. (The serv
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -129,7 +128,7 @@ def test_memory_differs_from_llama_server_as_documented(gemma):
     assert pyv.host.weights == cpp.host.weights
     # SWA layers: full-size cache (libllama's swa_full default) = llama-server with --swa-full
     assert py_cfg.swa_full and pyv.host.kv > cpp.host.kv
-    assert pyv.host.kv == estimate(m, replace(cpp_cfg, swa_full=True)).host.kv
+    assert pyv.host.kv == estimate(m, cpp_cfg._replace(swa_full=True)).host.kv
     plan = make_plan(py(model="gemma-3-4b-it"), machine(None))
     assert not any("sliding-window layers keep only" in e for e in plan.explanations)
     assert any("full-context cache" in e for e in plan.explanations)
@@ -158,7 +157,7 @@ def test_without_logits_all_nothing_grows(gemma):
 def test_gpu_output_layer_reserves_ubatch_logits_on_the_gpu(gemma):
     n = gemma.n_layers
     cfg = RunConfig(n_ctx=4096, batch=512, ubatch=512, n_gpus=1, n_gpu_layers=n + 1, engine=LLAMA_CPP_PYTHON)
-    cpp = estimate(gemma, replace(cfg, engine="llama.cpp", swa_full=True))
+    cpp = estimate(gemma, cfg._replace(engine="llama.cpp", swa_full=True))
     pyv = estimate(gemma, cfg)
     assert pyv.gpu.weights == cpp.gpu.weights and pyv.gpu.kv == cpp.gpu.kv
     assert pyv.gpu.compute >= 512 * gemma.n_vocab * 4 > cpp.gpu.compute

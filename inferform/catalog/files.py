@@ -5,8 +5,6 @@ all catalogs, a third of the CLI's start-up budget. Parsed data is therefore cac
 dir, keyed by each file's path, size and mtime, so only the first run after a data change pays for YAML.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import zlib

@@ -1,7 +1,5 @@
 """The GPU catalog: VRAM, bandwidth and throughput by name, matched the way nvidia-smi and users spell them."""
 
-from __future__ import annotations
-
 from functools import cache
 from typing import Literal
 

@@ -1,7 +1,5 @@
 """AWS instance types with their GPUs and a dated price snapshot (live prices come from boto3 elsewhere)."""
 
-from __future__ import annotations
-
 import datetime as dt
 from functools import cache
 

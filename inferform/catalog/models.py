@@ -1,7 +1,5 @@
 """The model catalog: shapes the memory model needs, and the GGUF files each model ships as."""
 
-from __future__ import annotations
-
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -4,8 +4,6 @@
 models (and their schema building) off the start-up path.
 """
 
-from __future__ import annotations
-
 import re
 from functools import cache
 

@@ -1,7 +1,5 @@
 """GGUF storage types (exact block layouts) and file quantizations (what users pick: Q4_K_M, Q8_0, ...)."""
 
-from __future__ import annotations
-
 from functools import cache
 
 from pydantic import Field

@@ -1,7 +1,5 @@
 """Shared base for catalog rows: every row says where its numbers came from and when."""
 
-from __future__ import annotations
-
 import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -4,8 +4,6 @@ Tests point every client at a moto server with `endpoint_url` (or boto3's own AW
 production path is the same code with the endpoint left to boto3.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Any

@@ -6,8 +6,6 @@ Spot: the lowest current price over the region's availability zones (each zone's
 hour), the convention of AWS's spot pricing page and of the catalog snapshot. On-demand: the price list API.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 import json
 from collections.abc import Iterable

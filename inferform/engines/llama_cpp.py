@@ -5,8 +5,6 @@ what was planned; its defaults that allocate memory behind the plan's back (`-np
 cache) are pinned too. Flags the plan does not set are not appended.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple

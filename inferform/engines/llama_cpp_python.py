@@ -29,8 +29,6 @@ argv[0] is `python`: the interpreter of the engine venv (engines/python_venv.py)
 first on PATH, or replace argv[0] with `ensure_llama_cpp_python(...) / "bin" / "python"`.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from pathlib import Path

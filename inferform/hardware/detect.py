@@ -4,8 +4,6 @@ Every probe is a small function over injectable `run`/`read` callables, so tests
 feeding the text these tools print instead of faking the OS.
 """
 
-from __future__ import annotations
-
 import os
 import platform
 import re

@@ -1,7 +1,5 @@
 """The hardware profile the planner consumes. Detection, setups and the catalog all produce one of these."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, Field

@@ -4,8 +4,6 @@ Precedence, per value: explicit setup value > catalog row for the named GPU > de
 setup that the catalog lacks must bring its own numbers.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 from inferform.catalog.gpus import find_gpu, lookup_gpu

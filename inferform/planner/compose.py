@@ -1,7 +1,5 @@
 """Assemble the Plan (the --json contract) from the search's choice: memory table, speed, argv, explanations."""
 
-from __future__ import annotations
-
 from inferform.engines.llama_cpp import ServerArgs, argv
 from inferform.engines.llama_cpp_python import API_KEY_ENV, PyServerArgs
 from inferform.engines.llama_cpp_python import argv as py_argv

@@ -1,7 +1,5 @@
 """One line of *why* per decision, with its numbers, and the knobs a user can turn next."""
 
-from __future__ import annotations
-
 from inferform.plan import Knob
 from inferform.planner.placement import Budgets
 from inferform.planner.search import Choice

@@ -10,8 +10,6 @@ brute force over the whole catalog); they only skip searches whose answer is alr
   the rest streams from RAM, each at its full spec bandwidth (the speed model only ever takes a fraction of it).
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 from inferform.gguf import GGUFInfo

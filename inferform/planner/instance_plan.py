@@ -3,8 +3,6 @@
 Prices come from a PriceBook (cloud/prices.py): the catalog snapshot, or live AWS prices when credentials allow.
 """
 
-from __future__ import annotations
-
 from inferform.catalog.instances import load_instance_types
 from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo

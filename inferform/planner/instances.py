@@ -8,8 +8,6 @@ budget. When nothing under max_price_per_hour reaches the floor, the cheapest ty
 all is chosen and the plan says so; when nothing under the cap fits, the error names what would.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass, field
 from functools import cached_property

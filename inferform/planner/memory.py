@@ -18,8 +18,6 @@ Two engines drive the same libllama differently (RunConfig.engine):
   Side.compute_at_load what libllama logs when the model loads.
 """
 
-from __future__ import annotations
-
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,10 +44,7 @@ def type_bytes(ggml_type: str, n_elements: int) -> int:
     return n_elements // t.block_size * t.type_size
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """The engine settings that change memory (all explicit: inferform never lets llama.cpp fit by itself)."""
-
+class _RunFields(NamedTuple):
     n_ctx: int
     parallel: int = 1
     kv_unified: bool = False
@@ -67,9 +62,19 @@ class RunConfig:
     engine: str = LLAMA_CPP
     logits_all: bool = True  # llama-cpp-python only: logits (and a NumPy copy) for every token, see module doc
 
-    def __post_init__(self) -> None:
+
+class RunConfig(_RunFields):
+    """The engine settings that change memory (all explicit: inferform never lets llama.cpp fit by itself).
+
+    A NamedTuple rather than a frozen dataclass: a dataclass this size execs ~10 M instructions of generated
+    code when the module is imported, 1 % of the `inferform plan` start-up that is part of the contract."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs) -> "RunConfig":
         """llama-cpp-python's server cannot set slots, a unified cache, expert offload or swa_full: refuse values
         it cannot run and pin swa_full to what it does (libllama's default, true)."""
+        self = super().__new__(cls, *args, **kwargs)
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; one of {', '.join(ENGINES)}")
         if self.engine == LLAMA_CPP_PYTHON:
@@ -77,7 +82,13 @@ class RunConfig:
                 raise ValueError("llama-cpp-python serves one sequence (n_seq_max 1, no unified cache)")
             if self.n_cpu_moe:
                 raise ValueError("llama-cpp-python has no --n-cpu-moe: MoE experts cannot be kept in RAM")
-            object.__setattr__(self, "swa_full", True)
+            if not self.swa_full:
+                self = _RunFields._replace(self, swa_full=True)  # tuple.__new__: keeps the class, skips this
+        return self
+
+    def _replace(self, **changes) -> "RunConfig":
+        """A changed copy, checked like a new one (NamedTuple's own _replace skips __new__)."""
+        return RunConfig(**{**self._asdict(), **changes})
 
     @property
     def n_batch_actual(self) -> int:

@@ -4,8 +4,6 @@ One description for both paths, so placement and memory code never branch on whe
 the plan only says which ("gguf" or "shapes").
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import NamedTuple

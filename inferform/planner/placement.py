@@ -4,9 +4,7 @@ Memory grows monotonically with n_gpu_layers and shrinks with n_cpu_moe, so both
 per-layer aggregates: a placement trial costs O(layers).
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from inferform.planner.memory import LayerBytes, MemoryEstimate, RunConfig, estimate
@@ -69,12 +67,12 @@ def place(model, cfg: RunConfig, budgets: Budgets, lb: LayerBytes, *, allow_moe_
           pinned_ngl: int | None = None, pinned_cpu_moe: int | None = None) -> Placement:
     n = model.n_layers
     if not budgets.gpu:
-        mem = estimate(model, replace(cfg, n_gpu_layers=0, n_gpus=0), lb)
-        return Placement(replace(cfg, n_gpu_layers=0, n_gpus=0), mem, fits(mem, budgets), False, "no GPU: CPU only")
-    cfg = replace(cfg, n_gpus=len(budgets.gpu))
+        mem = estimate(model, cfg._replace(n_gpu_layers=0, n_gpus=0), lb)
+        return Placement(cfg._replace(n_gpu_layers=0, n_gpus=0), mem, fits(mem, budgets), False, "no GPU: CPU only")
+    cfg = cfg._replace(n_gpus=len(budgets.gpu))
 
     def trial(ngl: int, cpu_moe: int) -> tuple[RunConfig, MemoryEstimate]:
-        c = replace(cfg, n_gpu_layers=ngl, n_cpu_moe=cpu_moe)
+        c = cfg._replace(n_gpu_layers=ngl, n_cpu_moe=cpu_moe)
         return c, estimate(model, c, lb)
 
     if pinned_ngl is not None or pinned_cpu_moe is not None:

@@ -3,8 +3,6 @@
 The numbers live in data/presets.yaml; this module only combines them.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType

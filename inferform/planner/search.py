@@ -4,9 +4,7 @@ Pure: it takes a setup, a hardware profile and (optionally) a GGUF header alread
 raises InferformError saying what would make the setup fit.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from inferform.catalog.models import ModelEntry, find_model, load_models
 from inferform.catalog.quants import load_quant_types
@@ -24,8 +22,7 @@ KV_TYPES = ("f16", "q8_0")
 REPACK_X86 = frozenset({"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"})  # ggml-cpu repack kernels on AVX2 (repack.cpp)
 
 
-@dataclass
-class Choice:
+class Choice(NamedTuple):
     model: ModelDesc
     entry: ModelEntry | None
     file: str

@@ -20,8 +20,6 @@ figures, with the fit and held-out errors), and a local calibration file written
 overrides any of them per backend.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,7 +59,7 @@ class BackendFactors(NamedTuple):
     gflops_per_thread: float | None = None  # CPU prefill throughput of one thread
     gbs_per_thread: float | None = None  # CPU decode bandwidth one thread can pull
 
-    def merged(self, over: BackendFactors) -> BackendFactors:
+    def merged(self, over: "BackendFactors") -> "BackendFactors":
         """These factors with every value `over` sets replacing ours."""
         return self._replace(**{k: getattr(over, k) for k in FACTOR_KEYS if getattr(over, k) is not None})
 

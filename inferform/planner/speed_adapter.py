@@ -4,10 +4,8 @@ Decode reads, per token, every active weight on each device (experts count n_exp
 KV of one sequence at the planned context; prefill costs 2 FLOPs per active parameter per token.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner.memory import LayerBytes
@@ -18,12 +16,11 @@ from inferform.planner.speed import DeviceWork, load_efficiency, predict
 DEFAULT_CPU_BANDWIDTH_GBS = 40.0  # dual-channel DDR4-2666: a conservative desktop when nothing is known
 
 
-@dataclass
-class SpeedResult:
+class SpeedResult(NamedTuple):
     prompt_tps: float
     generate_tps: float
     bound: str
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
 
 
 @cache

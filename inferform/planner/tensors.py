@@ -14,8 +14,6 @@ into F16 instead of aborting). Tensor order is the one llama-quantize writes: it
 tensors without a layer first, then blk.0, blk.1, ..., each group sorted by name.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -223,6 +221,8 @@ TOKEN_EMBD_TYPES = {"IQ2_XXS": "Q2_K", "IQ2_XS": "Q2_K", "IQ1_S": "Q2_K", "IQ1_M
 FALLBACK = {"IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL",
             "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL", "IQ4_XS": "IQ4_NL", "Q2_0": "Q4_0", "Q2_K": "Q4_0",
             "Q3_K": "Q4_0", "TQ1_0": "Q4_0", "TQ2_0": "Q4_0", "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
+# the categories whose rules read the layer index (ATTN_V_RULES, FFN_DOWN_RULES); the rest depend on shape only
+LAYER_RULED = frozenset({"attn_v", "ffn_down"})
 CATEGORIES = (("attn_qkv.weight", "attn_v"), ("attn_kv_b.weight", "attn_v"), ("attn_v.weight", "attn_v"),
               ("attn_k.weight", "attn_k"), ("attn_q.weight", "attn_q"), ("attn_output.weight", "attn_output"),
               ("ffn_up", "ffn_up"), ("ffn_gate", "ffn_gate"), ("ffn_down", "ffn_down"))
@@ -310,17 +310,24 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
     ctxs = [_Ctx(ftype, base, i, s.n_layers, s.n_head // s.n_head_kv, s.n_expert, is_70b, imatrix)
             for i in range(s.n_layers)]
     types = load_ggml_types()
+    # A layer's tensors repeat in every layer and only the attn_v / ffn_down rules read the layer index, so the
+    # decision is worked out once per (type forced, category, shape[, layer]): ~10x fewer rule evaluations.
+    decided: dict[tuple, tuple[str, int, int]] = {}
     out = []
     for t, forced, cat in table:
-        new = forced
-        if new is None and base in FLOAT_TYPES:
-            new = base
-        elif new is None:
-            mixes = mixed or cat in ("output", "token_embd")
-            new = _fallback(_mix(cat, t.shape, ctxs[t.layer or 0], tied) if mixes else base, t.shape[0])
-        ggml = types[new]
-        out.append(Tensor(t.name, t.shape, new, t.n_elements // ggml.block_size * ggml.type_size, t.layer,
-                          t.is_expert, t.n_elements))
+        key = (forced, cat, t.shape, t.layer if cat in LAYER_RULED else None)
+        hit = decided.get(key)
+        if hit is None:
+            new = forced
+            if new is None and base in FLOAT_TYPES:
+                new = base
+            elif new is None:
+                mixes = mixed or cat in ("output", "token_embd")
+                new = _fallback(_mix(cat, t.shape, ctxs[t.layer or 0], tied) if mixes else base, t.shape[0])
+            ggml = types[new]
+            hit = decided[key] = (new, ggml.block_size, ggml.type_size)
+        new, block, size = hit
+        out.append(Tensor(t.name, t.shape, new, t.n_elements // block * size, t.layer, t.is_expert, t.n_elements))
     return out
 
 
