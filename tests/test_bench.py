@@ -240,7 +240,10 @@ def test_bench_calibrate_and_the_demo_script_against_a_served_copy(applied_demo,
     assert figures["aggregate_generate_tps"]["measured"] > 0
 
     calibrated = plan_json(cli, setup)  # the planner now predicts what was measured on this machine
-    assert calibrated["speed"]["generate_tps"] == pytest.approx(figures["generate_tps"]["measured"], rel=0.02)
+    # the plan prints tok/s to one decimal: on a busy 2-core box generation can be under 1 tok/s, where that
+    # rounding alone is several per cent
+    assert calibrated["speed"]["generate_tps"] == pytest.approx(figures["generate_tps"]["measured"], rel=0.02,
+                                                                abs=0.05)
     assert f"speed factors for cpu: calibration {default_calibration_path()}" in calibrated["explanations"]
 
     from inferform.demo import run as demo
