@@ -66,8 +66,8 @@ class _RunFields(NamedTuple):
 class RunConfig(_RunFields):
     """The engine settings that change memory (all explicit: inferform never lets llama.cpp fit by itself).
 
-    A NamedTuple rather than a frozen dataclass: a dataclass this size execs ~10 M instructions of generated
-    code when the module is imported, 1 % of the `inferform plan` start-up that is part of the contract."""
+    A NamedTuple rather than a frozen dataclass: a dataclass this size execs ~7 M instructions of generated
+    code when the module is imported, almost 1 % of the `inferform plan` start-up that is part of the contract."""
 
     __slots__ = ()
 
