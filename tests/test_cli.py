@@ -39,14 +39,20 @@ def test_unknown_command_is_a_usage_error():
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
+def _after(args: list[str], then: str, *, before: str = "", env: dict[str, str] | None = None):
+    """Run `inferform ARGS` through cli.main in a fresh interpreter, then the probe code `then` in that process
+    (which sees what the command imported, compiled or switched); `before` runs first."""
+    code = (f"import sys\n{before}sys.argv = ['inferform', *{args!r}]\n"
+            "from inferform.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"{then}\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+
+
 @pytest.mark.parametrize("command", ["validate", "plan"])
 def test_fast_paths_import_nothing_heavy(command):
     demo = str(ROOT / "setups" / "demo.yaml")
-    code = (f"import sys; sys.argv=['inferform',{command!r},{demo!r}]\n"
-            "from inferform.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = _after([command, demo], f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
@@ -56,15 +62,12 @@ def test_warm_plan_skips_the_slow_imports(tmp_path):
     from the cache), never loading importlib.metadata (pydantic's plugin scan) and never compiling tokenize's
     pattern (inspect.signature of a builtin default_factory such as `list` in a pydantic Field)."""
     demo = str(ROOT / "setups" / "coder-4080.yaml")
-    code = (f"import sys; sys.argv=['inferform','plan',{demo!r}]\n"
-            "from inferform.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "import tokenize\n"
-            "slow = sorted(m for m in ('yaml', 'importlib.metadata') if m in sys.modules)\n"
-            "print(slow, tokenize._compile.cache_info().currsize)")
+    probe = ("import tokenize\n"
+             "slow = sorted(m for m in ('yaml', 'importlib.metadata') if m in sys.modules)\n"
+             "print(slow, tokenize._compile.cache_info().currsize)")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     for _ in range(2):  # the first run fills the cache
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        done = _after(["plan", demo], probe, env=env)
         assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[] 0", done.stdout
 
@@ -79,14 +82,8 @@ def test_console_script_collects_garbage_only_in_long_commands():
     done = subprocess.run([sys.executable, "-c", entry], capture_output=True, text=True)
     assert done.stdout.split() == ["False"], done.stdout + done.stderr
     demo = str(ROOT / "setups" / "demo.yaml")
-    command = ("import gc, sys\n"
-               "gc.disable()\n"
-               f"sys.argv = ['inferform', sys.argv[1], {demo!r}]\n"
-               "from inferform.cli import main\n"
-               "try:\n    main()\nexcept SystemExit:\n    pass\n"
-               "print(gc.isenabled())\n")
     for name, collecting in (("validate", "False"), ("plan", "False"), ("logs", "True"), ("destroy", "True")):
-        done = subprocess.run([sys.executable, "-c", command, name], capture_output=True, text=True)
+        done = _after([name, demo], "print(gc.isenabled())", before="import gc\ngc.disable()\n")
         assert done.stdout.splitlines()[-1] == collecting, (name, done.stdout, done.stderr)
 
 
@@ -95,12 +92,9 @@ def test_plan_path_modules_keep_annotations_evaluated():
     each is a string that Python compiles (hundreds of compiles, ~5 % of a plan's instructions). The modules a
     plan imports therefore keep ordinary annotations (quoted only where a name is defined later)."""
     demo = str(ROOT / "setups" / "llama70b-spot.yaml")
-    code = (f"import sys; sys.argv=['inferform','plan',{demo!r},'--offline']\n"
-            "from inferform.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('\\n'.join(m.__file__ for n, m in list(sys.modules.items()) if n.startswith('inferform')"
-            " and getattr(m, '__file__', None)))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = _after(["plan", demo, "--offline"],
+                  "print('\\n'.join(m.__file__ for n, m in list(sys.modules.items()) if n.startswith('inferform')"
+                  " and getattr(m, '__file__', None)))")
     assert done.returncode == 0, done.stderr
     files = [line for line in done.stdout.splitlines() if line.endswith(".py")]
     assert len(files) > 30, files  # the planner, catalogs, spec, plan and the cloud chooser were imported
