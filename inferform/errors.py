@@ -6,16 +6,18 @@ traceback and exits 2 (bad input / impossible setup) or 1 (failure while acting)
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 
-@dataclass
-class Problem:
-    """One thing wrong with the input, located as precisely as we know."""
+class Problem(NamedTuple):
+    """One thing wrong with the input, located as precisely as we know.
+
+    This module and the next class are imported by every command: records here are a NamedTuple and a plain
+    class, not dataclasses, whose generated methods are exec'd at import (start-up is part of the contract)."""
 
     message: str
     file: str | None = None
@@ -35,12 +37,16 @@ class Problem:
         return text
 
 
-@dataclass
 class InferformError(Exception):
     """An error the user can act on. Several problems may be reported at once (all schema errors of a file)."""
 
-    problems: list[Problem] = field(default_factory=list)
-    exit_code: int = EXIT_BAD_INPUT
+    def __init__(self, problems: list[Problem] | None = None, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(problems, exit_code)
+        self.problems: list[Problem] = problems if problems is not None else []
+        self.exit_code = exit_code
+
+    def __repr__(self) -> str:
+        return f"InferformError(problems={self.problems!r}, exit_code={self.exit_code})"
 
     @classmethod
     def single(cls, message: str, *, file: str | None = None, line: int | None = None,

@@ -11,7 +11,6 @@ import pickle
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -48,13 +47,14 @@ class Tensor(NamedTuple):
         return cls(name, shape, type_name, n_bytes, int(match.group(1)) if match else None, "_exps." in name, count)
 
 
-@dataclass
-class GGUFInfo:
+class GGUFInfo(NamedTuple):
+    """What the planner keeps of a GGUF file. A NamedTuple, like Tensor: every plan imports this module."""
+
     path: str
     version: int
     metadata: dict[str, Any]
     array_lengths: dict[str, int]
-    tensors: list[Tensor] = field(default_factory=list)
+    tensors: list[Tensor]
     file_bytes: int = 0
 
     @property
@@ -148,8 +148,11 @@ def read_gguf(path: str | Path) -> GGUFInfo:
         raise InferformError.single(f"cannot read GGUF: {exc}", file=path) from None
 
 
+CACHE_FORMAT = 2  # bump when GGUFInfo or Tensor changes shape: an older inferform must not read newer pickles
+
+
 def _cache_file(path: str, stat: os.stat_result) -> Path:
-    return cache_dir() / "gguf" / f"{zlib.crc32(path.encode()):08x}-{stat.st_size}-{stat.st_mtime_ns}.pickle"
+    return cache_dir() / f"gguf-v{CACHE_FORMAT}" / f"{zlib.crc32(path.encode()):08x}-{stat.st_size}-{stat.st_mtime_ns}.pickle"
 
 
 def _cached(cached: Path) -> GGUFInfo | None:

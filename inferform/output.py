@@ -28,7 +28,7 @@ def console(stderr: bool = False) -> Any:
 
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else 200  # piped output: don't squeeze tables into 80 columns
-    return Console(file=stream, highlight=False, soft_wrap=False, width=width)
+    return Console(file=stream, highlight=False, emoji=False, soft_wrap=False, width=width)
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:

@@ -10,8 +10,7 @@ it is edited: a parsed setup is kept in the user's cache, keyed by its text and 
 import os
 import pickle
 import zlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from inferform.dirs import cache_dir
 from inferform.errors import InferformError, Problem
@@ -22,9 +21,9 @@ if TYPE_CHECKING:
 Path = tuple[str | int, ...]
 
 
-@dataclass
-class Located:
-    """Parsed data plus a map from path (as pydantic reports `loc`) to 1-based (line, column)."""
+class Located(NamedTuple):
+    """Parsed data plus a map from path (as pydantic reports `loc`) to 1-based (line, column). A NamedTuple: every
+    command that reads a setup imports this module, and a dataclass's methods are exec'd at import."""
 
     data: Any
     positions: dict[Path, tuple[int, int]]

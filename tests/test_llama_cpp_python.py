@@ -132,7 +132,7 @@ def test_memory_differs_from_llama_server_as_documented(gemma):
     plan = make_plan(py(model="gemma-3-4b-it"), machine(None))
     assert not any("sliding-window layers keep only" in e for e in plan.explanations)
     assert any("full-context cache" in e for e in plan.explanations)
-    assert {c.cells for c in kv_caches(m, py_cfg, [False] * m.n_layers)[1]} == {8192}
+    assert {c.cells for c in kv_caches(m, py_cfg, m.n_layers)[1]} == {8192}
     # compute: logits reserved for a whole ubatch, not one row per slot
     assert py_cfg.n_outputs_reserve == 512 and cpp_cfg.n_outputs_reserve == 1
     reserve = compute_buffer(m, py_cfg, pyv.host.caches)

@@ -53,7 +53,7 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
     goals = presets.goals(setup.use_case, setup.experience)
     cfg = choice.placement.cfg
     mem = estimate(choice.model, cfg, exact=True)  # the exact mapped range for the chosen configuration
-    choice.placement.mem = mem
+    choice = choice._replace(placement=choice.placement._replace(mem=mem))
     m = choice.model
     sampling = dict(goals.sampling)
     for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty"):

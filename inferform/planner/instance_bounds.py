@@ -10,7 +10,7 @@ brute force over the whole catalog); they only skip searches whose answer is alr
   the rest streams from RAM, each at its full spec bandwidth (the speed model only ever takes a fraction of it).
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
@@ -26,8 +26,7 @@ ANY_KV_BYTES = 0.5  # a pinned cache type may be a 4-bit one: assume the smalles
 GPU_BANDWIDTH_DEFAULT = 300.0  # what the speed model assumes for a GPU without a bandwidth (speed_adapter.py)
 
 
-@dataclass(frozen=True)
-class Need:
+class Need(NamedTuple):
     """The least any candidate configuration of the setup needs, over every model/quant the search may try."""
 
     bytes_min: int  # weights + smallest KV

@@ -9,8 +9,7 @@ all is chosen and the plan says so; when nothing under the cap fits, the error n
 """
 
 import math
-from dataclasses import dataclass, field
-from functools import cached_property
+from typing import NamedTuple
 
 from inferform.catalog.instances import InstanceType, load_instance_types
 from inferform.errors import InferformError
@@ -44,18 +43,26 @@ def machine(row: InstanceType) -> str:
     return f"{row.vcpus} vCPU + {row.ram_gib:g} GiB RAM"
 
 
-@dataclass
 class Priced:
-    row: InstanceType
-    usd_per_hour: float
+    """An instance type with its $/h; its hardware profile is built on first use (most types never need one).
 
-    @cached_property
+    The records here are plain classes and NamedTuples, not dataclasses: a cloud plan imports this module, and a
+    dataclass's generated methods are exec'd at import (start-up is part of the contract)."""
+
+    __slots__ = ("_hw", "row", "usd_per_hour")
+
+    def __init__(self, row: InstanceType, usd_per_hour: float) -> None:
+        self.row, self.usd_per_hour = row, usd_per_hour
+        self._hw: HardwareProfile | None = None
+
+    @property
     def hw(self) -> HardwareProfile:
-        return instance_profile(self.row)
+        if self._hw is None:
+            self._hw = instance_profile(self.row)
+        return self._hw
 
 
-@dataclass
-class Fitted:
+class Fitted(NamedTuple):
     """A type the planner can run the setup on, with its best configuration there."""
 
     priced: Priced
@@ -82,8 +89,7 @@ class Fitted:
         return self.choice.meets_floor
 
 
-@dataclass
-class InstanceChoice:
+class InstanceChoice(NamedTuple):
     chosen: Fitted
     runner_ups: list[Fitted]
     region: str
@@ -94,7 +100,6 @@ class InstanceChoice:
     cannot_hold: int = 0  # cheaper types that cannot hold the model
     too_slow: int = 0  # cheaper types that cannot reach the speed floor
     floor_option: Fitted | None = None  # when chosen is below the floor: the cheapest type that reaches it
-    notes: list[str] = field(default_factory=list)
 
     @property
     def hardware(self) -> HardwareProfile:

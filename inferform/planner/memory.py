@@ -19,8 +19,7 @@ Two engines drive the same libllama differently (RunConfig.engine):
 """
 
 import math
-from collections import Counter
-from dataclasses import dataclass, field
+from bisect import bisect_left
 from functools import cache
 from typing import NamedTuple
 
@@ -128,18 +127,23 @@ class KvCache(NamedTuple):
     bytes: int
 
 
-@dataclass
 class Side:
-    """One side of the plan's memory table (all GPUs summed, or host RAM)."""
+    """One side of the plan's memory table (all GPUs summed, or host RAM), filled in by estimate().
 
-    weights: int = 0
-    kv: int = 0
-    compute: int = 0  # the scheduler's compute buffer + output buffer (+ llama-cpp-python's NumPy scores)
-    output: int = 0  # the output (logits) buffer at its largest
-    output_at_load: int = 0  # ... and as it is allocated when the model loads (what the log line says)
-    scores: int = 0  # llama-cpp-python: its NumPy copy of the logits (host RAM), see module doc
-    repack: int = 0
-    caches: list[KvCache] = field(default_factory=list)
+    A plain class with slots, not a dataclass: a dataclass execs generated methods when the module is imported,
+    and every `inferform plan` imports this module (start-up is part of the contract)."""
+
+    __slots__ = ("caches", "compute", "kv", "output", "output_at_load", "repack", "scores", "weights")
+
+    def __init__(self) -> None:
+        self.weights = 0
+        self.kv = 0
+        self.compute = 0  # the scheduler's compute buffer + output buffer (+ llama-cpp-python's NumPy scores)
+        self.output = 0  # the output (logits) buffer at its largest
+        self.output_at_load = 0  # ... and as it is allocated when the model loads (what the log line says)
+        self.scores = 0  # llama-cpp-python: its NumPy copy of the logits (host RAM), see module doc
+        self.repack = 0
+        self.caches: list[KvCache] = []
 
     @property
     def total(self) -> int:
@@ -152,17 +156,34 @@ class Side:
         return self.compute - self.scores - self.output + self.output_at_load
 
 
-@dataclass
-class MemoryEstimate:
+class MemoryEstimate(NamedTuple):
     gpu: Side
     host: Side
     per_gpu: list[int]  # total bytes on each GPU, for budgets checked per device
-    gpu_layers: list[int]  # layer indices on a GPU
+    first_gpu_layer: int  # layers first_gpu_layer .. n_layers-1 are on a GPU (-ngl offloads the last ones)
 
 
-def kv_caches(model: ModelDesc, cfg: RunConfig, on_gpu: list[bool]) -> tuple[list[KvCache], list[KvCache]]:
-    """(gpu caches, host caches). The full cache holds n_ctx_seq cells per stream; the SWA cache holds what the
-    window needs: window × sequences per stream + one ubatch, padded, at most n_ctx_seq."""
+_KINDS: dict[int, tuple[list, tuple]] = {}
+
+
+def _layer_kinds(layers: list) -> tuple[tuple[object, tuple[int, ...]], ...]:
+    """The layers grouped by their attention facts (full or SWA, K/V widths): ((kind, layer indices), ...).
+    Kept per layers list, checked by identity: the search prices hundreds of configurations of one model."""
+    hit = _KINDS.get(id(layers))
+    if hit is not None and hit[0] is layers:
+        return hit[1]
+    groups: dict[object, list[int]] = {}
+    for il, layer in enumerate(layers):
+        groups.setdefault(layer, []).append(il)
+    kinds = tuple((layer, tuple(idx)) for layer, idx in groups.items())
+    _KINDS[id(layers)] = (layers, kinds)
+    return kinds
+
+
+def kv_caches(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[list[KvCache], list[KvCache]]:
+    """(gpu caches, host caches), with layers first_gpu_layer.. on a GPU. The full cache holds n_ctx_seq cells per
+    stream; the SWA cache holds what the window needs: window × sequences per stream + one ubatch, padded, at most
+    n_ctx_seq."""
     streams = 1 if cfg.kv_unified else cfg.parallel
     seqs_per_stream = cfg.parallel if cfg.kv_unified else 1
     n_ctx_seq = cfg.n_ctx_seq
@@ -170,13 +191,16 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, on_gpu: list[bool]) -> tuple[lis
                                                        + min(cfg.ubatch, cfg.batch)))
     out: dict[tuple[bool, str], list[int]] = {}
     # layers come in a few kinds (full/SWA, one GQA width): price each kind once, not each of 80 layers per trial
-    for (is_gpu, layer), count in Counter(zip(on_gpu, model.layers, strict=True)).items():
+    for layer, idx in _layer_kinds(model.layers):
         kind = "swa" if layer.swa else "full"
         cells = swa_cells if layer.swa else n_ctx_seq
         row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v, layer.n_embd_v_gqa)
-        acc = out.setdefault((is_gpu, kind), [0, 0, cells])
-        acc[0] += row * cells * streams * count
-        acc[1] += count
+        on_gpu = len(idx) - bisect_left(idx, first_gpu_layer)
+        for is_gpu, count in ((True, on_gpu), (False, len(idx) - on_gpu)):
+            if count:
+                acc = out.setdefault((is_gpu, kind), [0, 0, cells])
+                acc[0] += row * cells * streams * count
+                acc[1] += count
     gpu, host = [], []
     for (is_gpu, kind), (size, layers, cells) in sorted(out.items()):
         (gpu if is_gpu else host).append(KvCache(kind, cells, streams, layers, size))
@@ -284,7 +308,6 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
     if lb is None or lb.repack_types != repack:
         lb = layer_bytes(model, repack)
     first = min(max(n + 1 - ngl, 0), n) if ngl > 0 else n  # -ngl N: the output layer, then the last N-1 layers
-    on_gpu = [il >= first for il in range(n)]
     gpu, host = Side(), Side()
     host.weights = lb.embd  # token embeddings stay on the CPU (get_rows runs there)
     if ngl >= 1:
@@ -306,25 +329,25 @@ def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exa
             if t.layer is None:
                 on_host = t.name.startswith("token_embd") or ngl == 0
             else:
-                on_host = not on_gpu[t.layer] or (t.is_expert and t.layer < cfg.n_cpu_moe)
+                on_host = t.layer < first or (t.is_expert and t.layer < cfg.n_cpu_moe)
             repacked = on_host and t.name != "token_embd.weight" and t.type_name in repack and len(t.shape) >= 2
             in_map.append(on_host and not repacked)
         host.weights = _mapped_span(model, in_map)
     host.weights += host.repack  # repacked copies live beside the mapped file
-    gpu.caches, host.caches = kv_caches(model, cfg, on_gpu)
+    gpu.caches, host.caches = kv_caches(model, cfg, first)
     gpu.kv = sum(c.bytes for c in gpu.caches)
     host.kv = sum(c.bytes for c in host.caches)
     host.output, host.output_at_load, host.scores = output_buffers(model, cfg)
     all_caches = gpu.caches + host.caches
-    if any(on_gpu) or ngl >= 1:
+    if first < n or ngl >= 1:
         gpu.compute = compute_buffer(model, cfg, all_caches)
-        host.compute = compute_buffer(model, cfg, host.caches, with_logits=False) if not all(on_gpu) \
+        host.compute = compute_buffer(model, cfg, host.caches, with_logits=False) if first > 0 \
             else 2 * cfg.n_ubatch * model.n_embd * 4
     else:
         host.compute = compute_buffer(model, cfg, all_caches)
     host.compute += host.output + host.scores  # the contract counts output buffers inside compute_bytes
     per_gpu = _split(gpu.total, cfg) if cfg.n_gpus else []
-    return MemoryEstimate(gpu, host, per_gpu, list(range(first, n)))
+    return MemoryEstimate(gpu, host, per_gpu, first)
 
 
 def output_buffers(model: ModelDesc, cfg: RunConfig) -> tuple[int, int, int]:

@@ -4,8 +4,7 @@ One description for both paths, so placement and memory code never branch on whe
 the plan only says which ("gguf" or "shapes").
 """
 
-from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.files import read_data
@@ -21,8 +20,10 @@ class LayerAttn(NamedTuple):
     swa: bool  # uses the sliding window
 
 
-@dataclass
-class ModelDesc:
+class ModelDesc(NamedTuple):
+    """A NamedTuple, not a dataclass: this module is imported by every `inferform plan`, and a 19-field dataclass
+    execs ~7 M instructions of generated code at import (start-up is part of the contract)."""
+
     architecture: str
     n_layers: int
     n_embd: int
@@ -41,7 +42,7 @@ class ModelDesc:
     context_trained: int
     source: str  # "gguf" or "shapes"
     quant: str
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
     @property
     def is_moe(self) -> bool:
@@ -69,7 +70,7 @@ class ModelDesc:
     def params_total(self) -> int:
         return sum(t.n_elements for t in self.tensors)
 
-    @cached_property  # read for every configuration the search prices; the tensor list never changes
+    @property  # read for every configuration the search prices: memoized per tensor list in _ACTIVE
     def params_active(self) -> int:
         """Parameters read per token: experts count n_expert_used of n_expert."""
         key = (id(self.tensors), self.n_expert_used, self.n_expert)
@@ -152,15 +153,25 @@ def _synthesized(entry: ModelEntry, quant: str) -> tuple[list[Tensor], int]:
     return tensors, file_bytes
 
 
+_DESCS: dict[tuple[str, str], tuple[ModelEntry, ModelDesc]] = {}
+
+
 def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
+    """The description of a catalog model at a quant, kept for the process like its tensors (_synthesized): the
+    cloud instance planner describes the same model once per machine it searches. Checked by identity."""
+    hit = _DESCS.get((entry.id, quant))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
     s = entry.shapes
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
     layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
     tensors, file_bytes = _synthesized(entry, quant)
-    return ModelDesc(
+    desc = ModelDesc(
         architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
         n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,
         n_expert_used=s.n_expert_used, n_ff_expert=s.n_ff_expert, n_ff_shared=s.n_ff_shared,
         head_dim_k=s.head_dim_k, tensors=tensors, file_bytes=file_bytes,
         context_trained=entry.context_trained, source="shapes", quant=quant,
-        notes=[f"estimated from the catalog's shapes for {entry.id} at {quant} (no file at hand)"])
+        notes=(f"estimated from the catalog's shapes for {entry.id} at {quant} (no file at hand)",))
+    _DESCS[(entry.id, quant)] = (entry, desc)
+    return desc

@@ -4,7 +4,6 @@ Memory grows monotonically with n_gpu_layers and shrinks with n_cpu_moe, so both
 per-layer aggregates: a placement trial costs O(layers).
 """
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from inferform.planner.memory import LayerBytes, MemoryEstimate, RunConfig, estimate
@@ -20,8 +19,7 @@ class Budgets(NamedTuple):
         return sum(self.gpu)
 
 
-@dataclass
-class Placement:
+class Placement(NamedTuple):
     cfg: RunConfig
     mem: MemoryEstimate
     fits: bool

@@ -37,24 +37,13 @@ def _active(lb: LayerBytes, model: ModelDesc, placement: Placement) -> tuple[flo
     """(gpu, host) weight bytes read per generated token."""
     share = model.n_expert_used / model.n_expert if model.n_expert else 1.0
     cfg = placement.cfg
-    on_gpu = set(placement.mem.gpu_layers)
-    gpu = host = 0.0
+    first = placement.mem.first_gpu_layer  # layers first.. are on a GPU
+    experts_first = max(first, cfg.n_cpu_moe)  # of those, --n-cpu-moe keeps the experts of layers < N in RAM
     embd_row = lb.embd / max(model.n_vocab, 1)  # one row of the embedding table per token
-    host += embd_row
-    if cfg.n_gpu_layers >= 1 and cfg.n_gpus:
-        gpu += lb.head
-    else:
-        host += lb.head
-    for il in range(model.n_layers):
-        experts = lb.expert[il] * share
-        if il in on_gpu:
-            gpu += lb.dense[il]
-            if il < cfg.n_cpu_moe:
-                host += experts
-            else:
-                gpu += experts
-        else:
-            host += lb.dense[il] + experts
+    head_on_gpu = cfg.n_gpu_layers >= 1 and cfg.n_gpus
+    gpu = (lb.head if head_on_gpu else 0.0) + sum(lb.dense[first:]) + sum(lb.expert[experts_first:]) * share
+    host = embd_row + (0.0 if head_on_gpu else lb.head) + sum(lb.dense[:first]) \
+        + sum(lb.expert[:experts_first]) * share
     return gpu, host
 
 
