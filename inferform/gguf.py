@@ -152,7 +152,8 @@ CACHE_FORMAT = 2  # bump when GGUFInfo or Tensor changes shape: an older inferfo
 
 
 def _cache_file(path: str, stat: os.stat_result) -> Path:
-    return cache_dir() / f"gguf-v{CACHE_FORMAT}" / f"{zlib.crc32(path.encode()):08x}-{stat.st_size}-{stat.st_mtime_ns}.pickle"
+    name = f"{zlib.crc32(path.encode()):08x}-{stat.st_size}-{stat.st_mtime_ns}.pickle"
+    return cache_dir() / f"gguf-v{CACHE_FORMAT}" / name
 
 
 def _cached(cached: Path) -> GGUFInfo | None:
