@@ -118,34 +118,45 @@ _SHAPES: dict[tuple[str, str, Shapes], list[tuple[Tensor, str | None, str]]] = {
 
 def _shape_table(entry: ModelEntry) -> list[tuple[Tensor, str | None, str]]:
     """Each tensor (no type yet) with the type the converter forces and its quantization category: the parts
-    that do not depend on the quant, worked out once per model since `quant: auto` tries several quants."""
-    key = (entry.architecture, entry.family, entry.shapes)  # what tensor_shapes reads
+    that do not depend on the quant, worked out once per model since `quant: auto` tries several quants.
+    Every layer repeats a few tensor names, so what a name decides (forced type, category, expert, elements)
+    is worked out once per (name in the layer, shape), not once per tensor."""
+    key = (entry.architecture, entry.family, entry.shapes)  # what _tensor_list reads
     table = _SHAPES.get(key)
     if table is None:
         layout = layout_for(entry.architecture)
-        table = _SHAPES[key] = [(Tensor.of(name, shape, "", 0), _converter_type(name, shape, layout),
-                                 _category(name)) for name, shape in tensor_shapes(entry)]
+        facts: dict[tuple[str, tuple[int, ...]], tuple[str | None, str, bool, int]] = {}
+        table = []
+        for name, shape, layer, local in _tensor_list(entry):
+            fact = facts.get((local, shape))
+            if fact is None:
+                n = 1
+                for dim in shape:
+                    n *= dim
+                fact = facts[(local, shape)] = (_converter_type(name, shape, layout), _category(name),
+                                                "_exps." in name, n)
+            forced, category, expert, n = fact
+            table.append((Tensor(name, shape, "", 0, layer, expert, n), forced, category))
+        _SHAPES[key] = table
     return table
 
 
-def tensor_shapes(entry: ModelEntry) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, ggml shape) for every tensor, in llama-quantize's write order."""
+def _tensor_list(entry: ModelEntry) -> list[tuple[str, tuple[int, ...], int | None, str]]:
+    """(name, shape, layer, name within the layer) in llama_model_loader::weight_name_comparer's order: layer
+    number (-1 without one), then the name. A layer's names share their "blk.N." prefix, so each layer is sorted
+    on its own and the layers follow each other in number order."""
     layout = layout_for(entry.architecture)
     s = entry.shapes
-    out: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s.n_embd, s.n_vocab)),
+    top: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s.n_embd, s.n_vocab)),
                                               ("output_norm.weight", (s.n_embd,))]
     if not s.tied_embeddings:
-        out.append(("output.weight", (s.n_embd, s.n_vocab)))
+        top.append(("output.weight", (s.n_embd, s.n_vocab)))
     if entry.architecture == "llama" and entry.family.startswith(ROPE_FREQS_FAMILIES):
-        out.append(("rope_freqs.weight", (s.head_dim_k // 2,)))
+        top.append(("rope_freqs.weight", (s.head_dim_k // 2,)))
+    out = [(name, shape, None, name) for name, shape in sorted(top)]
     for il in range(s.n_layers):
-        out.extend((f"blk.{il}.{name}", shape) for name, shape in _layer(s, layout, il))
-    return sorted(out, key=lambda item: _order_key(item[0]))
-
-
-def _order_key(name: str) -> tuple[int, str]:
-    """llama_model_loader::weight_name_comparer: layer number (-1 without one), then the name."""
-    return (int(name.split(".")[1]), name) if name.startswith("blk.") else (-1, name)
+        out.extend((f"blk.{il}.{name}", shape, il, name) for name, shape in sorted(_layer(s, layout, il)))
+    return out
 
 
 def layout_for(architecture: str) -> ArchLayout:
