@@ -24,7 +24,7 @@ from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
-from inferform.planner.model import ModelDesc
+from inferform.planner.model import LayerAttn, ModelDesc
 
 KV_PAD = 256  # llama.cpp pads KV cell counts to this many cells
 LLAMA_CPP = "llama.cpp"
@@ -163,16 +163,17 @@ class MemoryEstimate(NamedTuple):
     first_gpu_layer: int  # layers first_gpu_layer .. n_layers-1 are on a GPU (-ngl offloads the last ones)
 
 
-_KINDS: dict[int, tuple[list, tuple]] = {}
+LayerKinds = tuple[tuple[LayerAttn, tuple[int, ...]], ...]
+_KINDS: dict[int, tuple[list[LayerAttn], LayerKinds]] = {}
 
 
-def _layer_kinds(layers: list) -> tuple[tuple[object, tuple[int, ...]], ...]:
-    """The layers grouped by their attention facts (full or SWA, K/V widths): ((kind, layer indices), ...).
+def _layer_kinds(layers: list[LayerAttn]) -> LayerKinds:
+    """The layers grouped by their attention facts (full or SWA, K/V widths): ((facts, layer indices), ...).
     Kept per layers list, checked by identity: the search prices hundreds of configurations of one model."""
     hit = _KINDS.get(id(layers))
     if hit is not None and hit[0] is layers:
         return hit[1]
-    groups: dict[object, list[int]] = {}
+    groups: dict[LayerAttn, list[int]] = {}
     for il, layer in enumerate(layers):
         groups.setdefault(layer, []).append(il)
     kinds = tuple((layer, tuple(idx)) for layer, idx in groups.items())
