@@ -14,10 +14,8 @@ EXIT_BAD_INPUT = 2
 
 
 class Problem(NamedTuple):
-    """One thing wrong with the input, located as precisely as we know.
-
-    This module and the next class are imported by every command: records here are a NamedTuple and a plain
-    class, not dataclasses, whose generated methods are exec'd at import (start-up is part of the contract)."""
+    """One thing wrong with the input, located as precisely as we know. (No dataclasses on the plan path: their
+    generated methods are exec'd at import; README, "Start-up time".)"""
 
     message: str
     file: str | None = None

@@ -48,7 +48,7 @@ class Tensor(NamedTuple):
 
 
 class GGUFInfo(NamedTuple):
-    """What the planner keeps of a GGUF file. A NamedTuple, like Tensor: every plan imports this module."""
+    """What the planner keeps of a GGUF file."""
 
     path: str
     version: int

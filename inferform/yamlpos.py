@@ -22,8 +22,7 @@ Path = tuple[str | int, ...]
 
 
 class Located(NamedTuple):
-    """Parsed data plus a map from path (as pydantic reports `loc`) to 1-based (line, column). A NamedTuple: every
-    command that reads a setup imports this module, and a dataclass's methods are exec'd at import."""
+    """Parsed data plus a map from path (as pydantic reports `loc`) to 1-based (line, column)."""
 
     data: Any
     positions: dict[Path, tuple[int, int]]

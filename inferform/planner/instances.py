@@ -45,9 +45,7 @@ def machine(row: InstanceType) -> str:
 
 class Priced:
     """An instance type with its $/h; its hardware profile is built on first use (most types never need one).
-
-    The records here are plain classes and NamedTuples, not dataclasses: a cloud plan imports this module, and a
-    dataclass's generated methods are exec'd at import (start-up is part of the contract)."""
+    A slotted class, not a dataclass (README, "Start-up time")."""
 
     __slots__ = ("_hw", "row", "usd_per_hour")
 

@@ -128,10 +128,8 @@ class KvCache(NamedTuple):
 
 
 class Side:
-    """One side of the plan's memory table (all GPUs summed, or host RAM), filled in by estimate().
-
-    A plain class with slots, not a dataclass: a dataclass execs generated methods when the module is imported,
-    and every `inferform plan` imports this module (start-up is part of the contract)."""
+    """One side of the plan's memory table (all GPUs summed, or host RAM), filled in by estimate(). A slotted
+    class, not a dataclass (README, "Start-up time")."""
 
     __slots__ = ("caches", "compute", "kv", "output", "output_at_load", "repack", "scores", "weights")
 

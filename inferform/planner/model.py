@@ -21,8 +21,8 @@ class LayerAttn(NamedTuple):
 
 
 class ModelDesc(NamedTuple):
-    """A NamedTuple, not a dataclass: this module is imported by every `inferform plan`, and a 19-field dataclass
-    execs ~7 M instructions of generated code at import (start-up is part of the contract)."""
+    """A NamedTuple, not a dataclass: a 19-field dataclass execs ~7 M instructions of generated code when the
+    module is imported (README, "Start-up time")."""
 
     architecture: str
     n_layers: int
