@@ -134,38 +134,24 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         source="gguf", quant=quant)
 
 
-_SYNTHESIZED: dict[tuple[str, str], tuple[ModelEntry, list[Tensor], int]] = {}
-
-
-def _synthesized(entry: ModelEntry, quant: str) -> tuple[list[Tensor], int]:
-    """Tensors and file size of a catalog model at a quant, kept for the process: they do not depend on the
-    hardware, and the cloud instance planner searches the same model on many machines (synthesis is ~70% of a
-    search). Keyed by id but checked by identity, so an ad-hoc entry reusing a catalog id is never confused."""
-    from inferform.planner.tensors import estimated_file_bytes, synthesize_tensors
-
-    hit = _SYNTHESIZED.get((entry.id, quant))
-    if hit is not None and hit[0] is entry:
-        return hit[1], hit[2]
-    listed = entry.quant(quant)
-    tensors = synthesize_tensors(entry, quant)
-    file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant, tensors)
-    _SYNTHESIZED[(entry.id, quant)] = (entry, tensors, file_bytes)
-    return tensors, file_bytes
-
-
 _DESCS: dict[tuple[str, str], tuple[ModelEntry, ModelDesc]] = {}
 
 
 def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
-    """The description of a catalog model at a quant, kept for the process like its tensors (_synthesized): the
-    cloud instance planner describes the same model once per machine it searches. Checked by identity."""
+    """The description of a catalog model at a quant, kept for the process: it does not depend on the hardware,
+    and the cloud instance planner searches the same model on many machines (tensor synthesis is ~70% of a
+    search). Keyed by id but checked by identity, so an ad-hoc entry reusing a catalog id is never confused."""
+    from inferform.planner.tensors import estimated_file_bytes, synthesize_tensors
+
     hit = _DESCS.get((entry.id, quant))
     if hit is not None and hit[0] is entry:
         return hit[1]
     s = entry.shapes
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
     layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
-    tensors, file_bytes = _synthesized(entry, quant)
+    listed = entry.quant(quant)
+    tensors = synthesize_tensors(entry, quant)
+    file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant, tensors)
     desc = ModelDesc(
         architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
         n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,
