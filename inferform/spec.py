@@ -49,6 +49,9 @@ class GpuSpec(Strict):
                                         description="Memory bandwidth per GPU in GB/s (overrides catalog).")
     fp16_tflops: float | None = Field(None, gt=0, le=10_000,
                                       description="Dense FP16 tensor throughput per GPU (overrides catalog).")
+    working_set_gib: float | None = Field(
+        None, gt=0, le=1024, description="Apple (unified memory): the Metal working-set limit in GiB, when raised "
+                                         "with `sudo sysctl iogpu.wired_limit_mb=N`; default 75 % of memory.")
 
 
 class CpuSpec(Strict):
@@ -165,6 +168,16 @@ class Target(Strict):
 
 
 QUANT_NAME = re.compile(r"^(auto|[A-Za-z0-9_]+)$")
+# Names people write for a quantization that llama-quantize spells differently. gpt-oss is released in MXFP4
+# (its MoE experts); the GGUF ftype is MOSTLY_MXFP4_MOE, llama-quantize's "MXFP4_MOE".
+QUANT_ALIASES = {"MXFP4": "MXFP4_MOE"}
+
+
+def normal_quant(value: str | None) -> str | None:
+    """A quant name with its alias resolved (any case): 'mxfp4' -> 'MXFP4_MOE'; other names unchanged."""
+    if value is None:
+        return None
+    return QUANT_ALIASES.get(value.upper(), value)
 
 
 class ModelSpec(Strict):
@@ -174,6 +187,11 @@ class ModelSpec(Strict):
     quant: str = Field("auto", pattern=QUANT_NAME.pattern,
                        description="'auto' or a GGUF quantization such as Q4_K_M, Q8_0.")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Expected SHA-256 of the file.")
+
+    @field_validator("quant")
+    @classmethod
+    def _quant_alias(cls, value: str) -> str:
+        return normal_quant(value) or value
 
     @field_validator("file")
     @classmethod
@@ -240,6 +258,11 @@ class Overrides(Strict):
     repeat_penalty: float | None = Field(None, ge=0, le=5, description="Repetition penalty.")
     logits_all: bool | None = Field(None, description="llama-cpp-python only: keep logits for every token (needed "
                                                       "for logprobs; costs n_ctx × vocabulary × 4 bytes of RAM).")
+
+    @field_validator("quant")
+    @classmethod
+    def _quant_alias(cls, value: str | None) -> str | None:
+        return normal_quant(value)
 
 
 def _context(value: Any) -> Any:

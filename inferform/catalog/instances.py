@@ -16,10 +16,16 @@ class InstanceType(Row):
     gpu_count: int = Field(0, ge=0)
     gpu_memory_gib: float = Field(0, ge=0)
     vcpus: int = Field(gt=0)
+    threads_per_core: int = Field(gt=0, description="EC2 DefaultThreadsPerCore: 2 on SMT x86, 1 on Graviton.")
     ram_gib: float = Field(gt=0)
     free_tier: bool = False
     on_demand_usd: dict[str, float] = Field({})
     spot_usd: dict[str, float] = Field({})
+
+    @property
+    def physical_cores(self) -> int:
+        """Physical cores (vCPUs / threads per core): what llama.cpp's -t should be on this type."""
+        return max(self.vcpus // self.threads_per_core, 1)
 
 
 @cache

@@ -37,6 +37,7 @@ def row_from_api(info: dict[str, Any], region: str, today: dt.date) -> InstanceT
         gpu_count=sum(int(g.get("Count", 0)) for g in gpus),
         gpu_memory_gib=round(mib / MIB_PER_GIB, 3),
         vcpus=int(info["VCpuInfo"]["DefaultVCpus"]),
+        threads_per_core=int(info["VCpuInfo"].get("DefaultThreadsPerCore", 1)),  # EC2 always reports it
         ram_gib=round(int(info["MemoryInfo"]["SizeInMiB"]) / MIB_PER_GIB, 3),
         free_tier=bool(info.get("FreeTierEligible", False)),
         source=f"ec2:DescribeInstanceTypes ({region})", read=today)
