@@ -21,11 +21,12 @@ from inferform.planner.speed import (
 ROOT = Path(__file__).resolve().parent.parent
 GPU_BACKENDS = ["cuda", "rocm", "metal", "vulkan", "sycl"]  # sycl has no factors of its own: the GPU pool's
 
-# Measured with the packaged fit (held-out hardware, median |error|): generation 6.8 %, prompt 25.9 %; fit set
-# generation 7.7 %. A different hash split gave 8.9 % / 30.9 % held out, so the bounds leave that much room.
+# Measured with the packaged fit (held-out hardware, median |error|): generation 6.8 %, prompt 12.7 %; fit set
+# generation 7.7 %, prompt 10.0 %. benchmarks/speed_accuracy.py fails above 15 % held-out prompt error.
 HELD_OUT_TG_BOUND = 12.0
-HELD_OUT_PP_BOUND = 40.0
+HELD_OUT_PP_BOUND = 15.0
 FIT_TG_BOUND = 10.0
+FIT_PP_BOUND = 15.0
 
 
 def packaged() -> Efficiency:
@@ -144,6 +145,7 @@ def test_fit_accuracy_does_not_regress():
     assert s["held_out_tg"]["median_abs_pct"] < HELD_OUT_TG_BOUND, s
     assert s["held_out_pp"]["median_abs_pct"] < HELD_OUT_PP_BOUND, s
     assert s["fit_tg"]["median_abs_pct"] < FIT_TG_BOUND, s
+    assert s["fit_pp"]["median_abs_pct"] < FIT_PP_BOUND, s
 
 
 def test_packaged_factors_match_a_fresh_fit():
@@ -159,6 +161,58 @@ def test_packaged_factors_match_a_fresh_fit():
     fit_speed.assign_splits(points)
     stored = {(p.row, p.split) for p in packaged_points()}
     assert {(p.row, p.split) for p in points} == stored
-    fit_pp = [p for p in points if p.split == "fit" and p.phase == "pp" and p.backend != "cpu"]
-    use_tflops = fit_speed.prefill_cv(fit_pp, True) < fit_speed.prefill_cv(fit_pp, False)
-    assert fit_speed.fit(points, use_tflops) == packaged().factors
+    factors, arch = fit_speed.fit(points, fit_speed.read_inputs(fit_speed.OUT_PATH))
+    assert factors == packaged().factors
+    assert arch == dict(packaged().arch_prefill)
+
+
+def test_architecture_factor_beats_the_backend_average_and_unknown_falls_back():
+    eff = packaged()
+    assert "cuda-8.9" in eff.arch_prefill
+    ada = predict([gpu(4.6e9, 1008, flops=15e9)._replace(arch="cuda-8.9")], eff)
+    unknown = predict([gpu(4.6e9, 1008, flops=15e9)._replace(arch="cuda-99.9")], eff)
+    plain = predict([gpu(4.6e9, 1008, flops=15e9)], eff)
+    assert unknown.prompt_tps == plain.prompt_tps != ada.prompt_tps
+    assert "cuda-8.9" in "\n".join(ada.explanation)
+
+
+def test_gpu_arch_names():
+    from inferform.planner.speed import gpu_arch
+
+    assert gpu_arch("RTX 4090", "cuda", "8.9") == "cuda-8.9"
+    assert gpu_arch("RTX 4080", "cuda", None) == "cuda-8.9"  # filled from speed.yaml inputs.compute_capability
+    assert gpu_arch("M3 Max", "metal") == "metal-m3"
+    assert gpu_arch("RX 7900 XTX", "rocm") is None
+
+
+def test_bigger_ubatch_never_slows_prefill():
+    eff = packaged()
+    small = predict([gpu(moe=True)._replace(ubatch=64)], eff)
+    big = predict([gpu(moe=True)._replace(ubatch=2048)], eff)
+    assert big.prompt_tps >= small.prompt_tps
+
+
+def test_streamed_host_weights_cost_pcie_time_per_ubatch():
+    """Op offload: host weights copied per ubatch; a bigger ubatch or a faster link amortises them better."""
+    eff = packaged()
+    base = gpu(2e9, 272, flops=10e9, moe=True)._replace(streamed_bytes=60e9)
+    x16, x8 = predict([base], eff), predict([base._replace(link_gbs=15.75)], eff)
+    wide = predict([base._replace(ubatch=2048)], eff)
+    assert x8.prompt_tps < x16.prompt_tps < wide.prompt_tps
+    assert x16.prompt_bound == "pcie-weight-streaming"
+    pcie = eff.for_backend("cuda").pcie_eff
+    assert x16.devices[0].stream_ms == pytest.approx(60e9 / (31.5e9 * pcie) / 512 * 1e3)
+    assert "PCIe" in "\n".join(x16.explanation)
+
+
+def test_gpt_oss_120b_on_8gb_streams_experts_over_pcie():
+    """The 8 GB setup: experts in RAM, prompt on the GPU at PCIe speed, not at the CPU's compute rate."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "inferform", "plan", str(ROOT / "setups" / "gpt-oss-120b-8gb.yaml"),
+                          "--json"], capture_output=True, text=True, check=True).stdout
+    speed = json.loads(out)["speed"]
+    # RTX 4060: PCIe 4.0 x8 (speed.yaml inputs.link_gbs), ~58 GB of experts per 512-token ubatch
+    assert 50 < speed["prompt_tps"] < 90, speed

@@ -1,4 +1,5 @@
-"""Build llama.cpp's `llama-server` and `llama-bench` from a pinned source, cached per version and backend.
+"""Build llama.cpp's `llama-server`, `llama-bench` and `llama-batched-bench` from a pinned source, cached per
+version and backend.
 
 Why build at all: prebuilt llama.cpp binaries cannot be downloaded from every machine we target, but PyPI can
 be reached, and the llama-cpp-python sdist vendors a complete llama.cpp tree. Pinning the sdist version pins
@@ -46,7 +47,9 @@ BACKEND_TOOLS: dict[str, tuple[str, str]] = {
     "vulkan": ("glslc", "the Vulkan SDK / glslc (e.g. apt-get install glslc libvulkan-dev)"),
     "rocm": ("hipcc", "ROCm with hipcc on PATH"),
 }
-TARGETS: tuple[str, ...] = ("llama-server", "llama-bench")
+TARGETS: tuple[str, ...] = ("llama-server", "llama-bench", "llama-batched-bench")
+"""llama-batched-bench measures aggregate decode of N parallel sequences (benchmarks/batched.py checks the
+planner's concurrency model against it)."""
 OPTIONAL_TARGETS: tuple[str, ...] = ("llama-fit-params",)  # only in newer llama.cpp trees
 
 Progress = Callable[[str], None]
@@ -148,7 +151,9 @@ def _manifest_ok(path: Path, expect: dict[str, object], bin_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     same = all(got.get(k) == v for k, v in expect.items())
-    return same and all((bin_dir / t).is_file() for t in got.get("targets", []))
+    targets = got.get("targets", [])
+    # a build from before a target was added to TARGETS is incomplete: rebuild (the cmake tree makes it quick)
+    return same and set(TARGETS) <= set(targets) and all((bin_dir / t).is_file() for t in targets)
 
 
 def ensure_llama_cpp(

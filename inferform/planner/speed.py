@@ -9,11 +9,22 @@ Why this shape (see DESIGN.md, "Speed model"):
 - HBM cards fall short on big models too (A100/H100 reach about half their spec bandwidth even on F16 and 70B rows,
   consumer cards 80-90 %): llama.cpp's decode kernels top out near a fixed GB/s, so a fitted per-backend ceiling
   caps the effective bandwidth. A CPU's decode bandwidth is likewise capped at threads × per-thread GB/s.
-- Prompt processing is compute bound. The catalog's fp16_tflops mixes conventions (GeForce: FP32-accumulate; data
-  centre: FP16) and llama.cpp's quantized prefill runs int8 kernels anyway, so the fit tries both "FLOPs ÷
-  (fp16 TFLOPS × efficiency)" and "FLOPs ÷ (bandwidth × FLOP/byte)" (GPUs of a class carry roughly constant compute
-  per unit of bandwidth) and keeps the one that cross-validates better; the TFLOPS path is used whenever a backend
-  has a compute_eff (a calibration file may set one). MoE prefill runs at a fitted fraction of the dense rate.
+- Prompt processing is compute bound, but the catalog knows fp16 TFLOPS for few GPUs and mixes conventions
+  (GeForce: FP32-accumulate; data centre: FP16), and llama.cpp's quantized prefill runs its own int8/fp16 kernels
+  anyway. What does predict a GPU's prefill rate is its architecture: within one generation (CUDA compute
+  capability, Apple chip generation) compute per unit of memory bandwidth is nearly constant (Ada ≈ 110 FLOP per
+  byte on an 8B Q4_K_M, Ampere ≈ 65, Apple M1 ≈ 20), and bigger parts of a generation carry a little less compute
+  per byte, so rate = FLOP/byte(architecture) × bandwidth × (bandwidth / 1 TB/s)^(exponent - 1). An architecture
+  the fit never saw uses its backend's factor. A calibration file may still set compute_eff: then the fp16 TFLOPS
+  path is used for GPUs whose TFLOPS are known.
+- Each prompt ubatch also pays a fixed cost (graph build, launches, the output/sampling step): per-ubatch
+  milliseconds ÷ ubatch tokens per prompt token. It is what makes small models and small ubatches slower per FLOP.
+- Routed experts (MoE) split a batch across experts, so their prefill runs at a fitted fraction of the dense rate.
+- Weights left in host RAM are not multiplied on the CPU during prefill: for a batch of at least
+  OP_OFFLOAD_MIN_BATCH tokens ggml's scheduler hands the op to the GPU and copies the weights over PCIe, once per
+  ubatch (and of a MoE tensor only the experts the ubatch routes to). So a GPU's prompt time also includes
+  streamed bytes ÷ (link bandwidth × fitted PCIe efficiency) ÷ ubatch; the copy and the compute run on one stream,
+  one after the other, so the two times add.
 
 The factors live in inferform/data/speed.yaml (written by `python scripts/fit_speed.py` from published llama-bench
 figures, with the fit and held-out errors), and a local calibration file written by `inferform bench --calibrate`
@@ -31,6 +42,8 @@ from inferform.errors import InferformError
 GPU_POOL = "gpu"  # factors fitted on every GPU backend together: the fallback for a backend without its own
 DEFAULT_CPU_THREADS = 8  # llama.cpp's default is the physical core count; 8 is a typical desktop
 SPEED_DATA = Path(__file__).resolve().parent.parent / "data" / "speed.yaml"
+OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu: GGML_OP_OFFLOAD_MIN_BATCH default; smaller batches compute where weights live
+DEFAULT_UBATCH = 512  # llama.cpp's default -ub
 
 
 class DeviceWork(NamedTuple):
@@ -45,6 +58,10 @@ class DeviceWork(NamedTuple):
     flops_per_token: float  # 2 × active parameters on this device (prefill cost of one prompt token)
     threads: int | None = None  # CPU threads llama.cpp uses (None: DEFAULT_CPU_THREADS)
     moe: bool = False  # routed experts: a prompt batch splits across experts, so prefill runs below the dense rate
+    arch: str | None = None  # prefill class: "cuda-8.9" (compute capability), "metal-m3"; None: the backend's factor
+    ubatch: int = DEFAULT_UBATCH  # prompt tokens per ubatch (-ub)
+    streamed_bytes: float = 0.0  # host-RAM weight bytes this GPU copies in per ubatch (ggml op offload)
+    link_gbs: float | None = None  # host-to-device link bandwidth (PCIe, GB/s per direction); None: the default
 
 
 class BackendFactors(NamedTuple):
@@ -58,6 +75,11 @@ class BackendFactors(NamedTuple):
     moe_prefill_factor: float | None = None  # prefill rate of MoE weights relative to dense
     gflops_per_thread: float | None = None  # CPU prefill throughput of one thread
     gbs_per_thread: float | None = None  # CPU decode bandwidth one thread can pull
+    prefill_bw_exponent: float | None = None  # rate ∝ bandwidth^exponent within an architecture (1: proportional)
+    ubatch_overhead_ms: float | None = None  # fixed prefill cost per ubatch per device
+    pcie_eff: float | None = None  # fraction of the link's spec bandwidth that streaming host weights reaches
+    pre2025_prefill_factor: float | None = None  # prefill of pre-2025 builds relative to current ones (fit only)
+    decode_gflops_per_thread: float | None = None  # CPU matmul rate on a decode batch of a few tokens (concurrency)
 
     def merged(self, over: "BackendFactors") -> "BackendFactors":
         """These factors with every value `over` sets replacing ours."""
@@ -68,10 +90,16 @@ FACTOR_KEYS = BackendFactors._fields
 
 
 class Efficiency(NamedTuple):
-    """Factors per backend, and where each backend's factors came from (for explanations)."""
+    """Factors per backend, and where each backend's factors came from (for explanations).
+
+    arch_prefill: FLOP per byte of spec bandwidth (at 1 TB/s) per GPU architecture, where the fit saw one.
+    link_gbs: the host-to-device bandwidth a GPU without its own figure gets (PCIe 4.0 x16).
+    """
 
     factors: dict[str, BackendFactors]
     origin: Mapping[str, str] = MappingProxyType({})
+    arch_prefill: Mapping[str, float] = MappingProxyType({})
+    link_gbs: float = 31.5
 
     def for_backend(self, backend: str) -> BackendFactors:
         """The backend's factors, gaps filled from the GPU pool (a CPU never borrows GPU factors)."""
@@ -97,6 +125,9 @@ class DeviceTiming(NamedTuple):
     prefill_ms: float  # per prompt token
     prefill_tflops: float  # effective
     prefill_limit: str
+    compute_ms: float = 0.0  # the prefill FLOPs' share of prefill_ms
+    stream_ms: float = 0.0  # copying host-resident weights over PCIe, per prompt token
+    batch_tflops: float = 0.0  # effective matmul rate when several sequences decode in one batch (concurrency.py)
 
     @property
     def decode_ms(self) -> float:
@@ -113,6 +144,25 @@ class SpeedPrediction(NamedTuple):
     explanation: list[str]
 
 
+def gpu_arch(name: str, backend: str, compute_capability: str | None = None) -> str | None:
+    """The prefill class of a GPU: CUDA compute capability, or the Apple chip generation; None when unknown.
+
+    Catalog rows without a compute capability get it from speed.yaml `inputs.compute_capability` (sourced there).
+    """
+    if backend == "cuda":
+        if not compute_capability:
+            from inferform.catalog.files import read_data
+
+            filled = read_data(SPEED_DATA.name).get("inputs", {}).get("compute_capability") or {}
+            compute_capability = filled.get(name)
+        return f"cuda-{compute_capability}" if compute_capability else None
+    if backend == "metal":
+        words = name.split()
+        gen = next((x for x in words if len(x) == 2 and x[0] == "M" and x[1].isdigit()), None)
+        return f"metal-{gen.lower()}" if gen else None
+    return None
+
+
 def _need(value: float | None, what: str, backend: str) -> float:
     if value is None:
         raise InferformError.single(f"speed factor {what} is missing for backend {backend!r}",
@@ -120,8 +170,26 @@ def _need(value: float | None, what: str, backend: str) -> float:
     return value
 
 
-def _time_device(w: DeviceWork, f: BackendFactors) -> DeviceTiming:
-    if w.bandwidth_gbs <= 0 or w.bytes_per_token < 0 or w.flops_per_token < 0:
+def prefill_rate(w: DeviceWork, f: BackendFactors, arch_prefill: Mapping[str, float]) -> tuple[float, str]:
+    """(FLOP/s, how it was derived) of the device's dense prefill kernels; the MoE factor is applied by the caller."""
+    if w.kind == "cpu":
+        threads = w.threads or DEFAULT_CPU_THREADS
+        per = _need(f.gflops_per_thread, "gflops_per_thread", w.backend)
+        return threads * per * 1e9, f"{threads} threads × {per:g} GFLOPS"
+    if w.fp16_tflops and f.compute_eff:
+        return w.fp16_tflops * 1e12 * f.compute_eff, f"{w.fp16_tflops:g} fp16 TFLOPS × {f.compute_eff:.2f}"
+    per_byte, which = (arch_prefill[w.arch], w.arch) if w.arch in arch_prefill else (
+        _need(f.prefill_flops_per_byte, "prefill_flops_per_byte", w.backend), f"{w.backend} average")
+    exponent = f.prefill_bw_exponent or 1.0
+    rate = per_byte * w.bandwidth_gbs * 1e9 * (w.bandwidth_gbs / 1000.0) ** (exponent - 1.0)
+    how = f"{w.bandwidth_gbs:g} GB/s × {per_byte:g} FLOP/byte ({which})"
+    if exponent != 1.0:
+        how += f" × (GB/s ÷ 1000)^{exponent - 1:+.2f}"
+    return rate, how
+
+
+def _time_device(w: DeviceWork, f: BackendFactors, eff: "Efficiency | None" = None) -> DeviceTiming:
+    if w.bandwidth_gbs <= 0 or w.bytes_per_token < 0 or w.flops_per_token < 0 or w.streamed_bytes < 0:
         raise ValueError(f"{w.name}: bandwidth must be > 0 and work >= 0")
     bw = w.bandwidth_gbs * 1e9 * _need(f.bw_eff, "bw_eff", w.backend)
     limit = f"{w.kind}-memory-bandwidth"
@@ -136,19 +204,27 @@ def _time_device(w: DeviceWork, f: BackendFactors) -> DeviceTiming:
     overhead_ms = _need(f.token_overhead_ms, "token_overhead_ms", w.backend)
     if overhead_ms > memory_ms:
         limit = "per-token-overhead"
-    if w.kind == "cpu":
-        rate = threads * _need(f.gflops_per_thread, "gflops_per_thread", w.backend) * 1e9
-    elif w.fp16_tflops and f.compute_eff:
-        rate = w.fp16_tflops * 1e12 * f.compute_eff
-    else:
-        rate = w.bandwidth_gbs * 1e9 * _need(f.prefill_flops_per_byte, "prefill_flops_per_byte", w.backend)
+    rate, _ = prefill_rate(w, f, eff.arch_prefill if eff else {})
     if w.moe:
         rate *= f.moe_prefill_factor or 1.0
+    ubatch = max(w.ubatch, 1)
+    compute_ms = w.flops_per_token / rate * 1e3
+    fixed_ms = (f.ubatch_overhead_ms or 0.0) / ubatch if w.kind == "gpu" and w.flops_per_token else 0.0
+    stream_ms = 0.0
+    if w.streamed_bytes:
+        link = (w.link_gbs or (eff.link_gbs if eff else 31.5)) * 1e9 * _need(f.pcie_eff, "pcie_eff", w.backend)
+        stream_ms = w.streamed_bytes / link / ubatch * 1e3
+    prefill_limit = f"{w.kind}-compute" if stream_ms <= compute_ms + fixed_ms else "pcie-weight-streaming"
+    # a decode batch of a few tokens runs the CPU's per-row dot-product kernels, not its prompt GEMMs
+    batch_rate = threads * f.decode_gflops_per_thread * 1e9 if w.kind == "cpu" and f.decode_gflops_per_thread \
+        else rate
     return DeviceTiming(w.name, w.kind, w.backend, memory_ms, overhead_ms, bw / 1e9, limit,
-                        w.flops_per_token / rate * 1e3, rate / 1e12, f"{w.kind}-compute")
+                        compute_ms + fixed_ms + stream_ms, rate / 1e12, prefill_limit, compute_ms, stream_ms,
+                        batch_rate / 1e12)
 
 
-def _explain(w: DeviceWork, t: DeviceTiming, f: BackendFactors, source: str) -> list[str]:
+def _explain(w: DeviceWork, t: DeviceTiming, f: BackendFactors, source: str,
+             arch_prefill: Mapping[str, float]) -> list[str]:
     head = f"{w.name} ({w.backend}): "
     decode = (f"{head}decode {w.bytes_per_token / 1e9:.2f} GB/token at {t.effective_gbs:.0f} GB/s effective "
               f"({w.bandwidth_gbs:g} GB/s × {f.bw_eff:.2f}")
@@ -157,39 +233,41 @@ def _explain(w: DeviceWork, t: DeviceTiming, f: BackendFactors, source: str) -> 
     elif t.decode_limit.endswith("kernel-throughput"):
         decode += f", capped at the {w.backend} kernels' fitted ceiling of {f.bw_cap_gbs:g} GB/s"
     decode += f") = {t.memory_ms:.2f} ms + {t.overhead_ms:.2f} ms fixed per token"
-    if w.kind == "cpu":
-        how = f"{w.threads or DEFAULT_CPU_THREADS} threads × {f.gflops_per_thread:g} GFLOPS"
-    elif w.fp16_tflops and f.compute_eff:
-        how = f"{w.fp16_tflops:g} fp16 TFLOPS × {f.compute_eff:.2f}"
-    else:
-        how = f"{w.bandwidth_gbs:g} GB/s × {f.prefill_flops_per_byte:g} FLOP/byte"
+    _, how = prefill_rate(w, f, arch_prefill)
     if w.moe and f.moe_prefill_factor:
         how += f", × {f.moe_prefill_factor:g} for routed experts"
     prefill = (f"{head}prefill {w.flops_per_token / 1e9:.1f} GFLOP/token at {t.prefill_tflops:.1f} TFLOPS "
                f"({how}) = {t.prefill_ms:.3f} ms per prompt token")
+    if t.stream_ms:
+        prefill += (f", of which {t.stream_ms:.3f} ms copy {w.streamed_bytes / 1e9:.1f} GB of host-RAM weights per "
+                    f"{w.ubatch}-token ubatch over the PCIe link")
     return [decode, prefill, f"{head}factors from {source}"]
 
 
-def predict(work: list[DeviceWork], efficiency: Efficiency) -> SpeedPrediction:
-    """Prompt and generation speed of one sequence on a placement; split placements add their devices' times."""
+def predict(work: list[DeviceWork], efficiency: Efficiency, *, explain: bool = True) -> SpeedPrediction:
+    """Prompt and generation speed of one sequence on a placement; split placements add their devices' times.
+    explain=False leaves the explanation empty: the planner's search prices thousands of placements."""
     if not work:
         raise ValueError("predict() needs at least one device")
     timings, lines = [], []
     for w in work:
         f = efficiency.for_backend(w.backend)
-        t = _time_device(w, f)
+        t = _time_device(w, f, efficiency)
         timings.append(t)
-        lines += _explain(w, t, f, efficiency.source_of(w.backend))
+        if explain:
+            lines += _explain(w, t, f, efficiency.source_of(w.backend), efficiency.arch_prefill)
     decode_ms = sum(t.decode_ms for t in timings)
     prefill_ms = sum(t.prefill_ms for t in timings)
     slowest = max(timings, key=lambda t: t.decode_ms)
     slowest_pp = max(timings, key=lambda t: t.prefill_ms)
-    if len(timings) > 1:
+    if len(timings) > 1 and explain:
         share = slowest.decode_ms / decode_ms
         lines.append(f"split placement: devices run one after another per token; {slowest.name} takes "
                      f"{share:.0%} of the {decode_ms:.2f} ms")
-    lines.append(f"generation {1e3 / decode_ms:.1f} tok/s, bound by {slowest.decode_limit} on {slowest.name}; "
-                 f"prompt {1e3 / prefill_ms:.0f} tok/s, bound by {slowest_pp.prefill_limit} on {slowest_pp.name}")
+    if explain:
+        lines.append(f"generation {1e3 / decode_ms:.1f} tok/s, bound by {slowest.decode_limit} on {slowest.name}; "
+                     f"prompt {1e3 / prefill_ms:.0f} tok/s, bound by {slowest_pp.prefill_limit} on "
+                     f"{slowest_pp.name}")
     return SpeedPrediction(prompt_tps=1e3 / prefill_ms if prefill_ms else float("inf"),
                            generate_tps=1e3 / decode_ms, bound=slowest.decode_limit,
                            prompt_bound=slowest_pp.prefill_limit, devices=timings, explanation=lines)
@@ -241,12 +319,16 @@ def load_efficiency(calibration_path: Path | None = None, *, use_calibration: bo
     """
     from inferform.catalog.files import read_data
 
-    packaged = _factors_from(read_data(SPEED_DATA.name), str(SPEED_DATA))
-    fitted = read_data(SPEED_DATA.name).get("provenance", {}).get("date", "?")
+    data = read_data(SPEED_DATA.name)
+    packaged = _factors_from(data, str(SPEED_DATA))
+    fitted = data.get("provenance", {}).get("date", "?")
     origin = {b: f"packaged speed.yaml (fit {fitted})" for b in packaged}
+    extras = {"arch_prefill": MappingProxyType({str(k): float(v) for k, v in
+                                                (data.get("arch_prefill_flops_per_byte") or {}).items()}),
+              "link_gbs": float(data.get("inputs", {}).get("pcie", {}).get("default_gbs", 31.5))}
     path = calibration_path or default_calibration_path()
     if not use_calibration or (calibration_path is None and not path.exists()):
-        return Efficiency(packaged, origin)
+        return Efficiency(packaged, origin, **extras)
     try:
         local = _factors_from(_read_yaml(path), str(path))
     except OSError as exc:
@@ -255,4 +337,4 @@ def load_efficiency(calibration_path: Path | None = None, *, use_calibration: bo
     for backend, over in local.items():
         merged[backend] = merged.get(backend, BackendFactors()).merged(over)
         origin[backend] = f"calibration {path}"
-    return Efficiency(merged, origin)
+    return Efficiency(merged, origin, **extras)
