@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import instance_choice, memory_truth, speed_accuracy, startup
+from benchmarks import batched, decisions, instance_choice, memory_truth, speed_accuracy, startup
 
 
 def main() -> int:
-    results = [startup.main(), instance_choice.main(), speed_accuracy.main(), memory_truth.main()]
+    results = [startup.main(), instance_choice.main(), speed_accuracy.main(), batched.main(), decisions.main(),
+               memory_truth.main()]
     return 0 if all(results) else 1
 
 

@@ -23,6 +23,18 @@ class TargetOut(_Out):
     gpus: list[GpuRef] = Field([])
 
 
+class QualityOut(_Out):
+    """How good the model is for the setup's use case, after quantization (benchmark points, 0-100)."""
+
+    use_case: str
+    score: float = Field(description="Points after the quant and KV type: full_precision × retention.")
+    full_precision: float
+    retention: float = Field(description="Fraction the quant and KV cache type keep (from mean KL divergence).")
+    basis: str
+    source: str
+    substituted: bool = Field(False, description="The model's general score: no score of its own for the use case.")
+
+
 class ModelOut(_Out):
     id: str | None
     quant: str
@@ -31,6 +43,7 @@ class ModelOut(_Out):
     architecture: str
     n_layers: int
     source: str = Field(description="'gguf' when read from the file, 'shapes' when estimated from the catalog.")
+    quality: QualityOut | None = Field(None, description="Null when no published score or divergence covers it.")
 
 
 class PlacementOut(_Out):
@@ -68,6 +81,8 @@ class SpeedOut(_Out):
     prompt_tps: float
     generate_tps: float
     bound: str
+    concurrency: int = Field(1, description="Sequences decoded at once when every slot is busy (= parallel).")
+    aggregate_generate_tps: float | None = Field(None, description="Tokens/s over all slots with every slot busy.")
 
 
 class EngineOut(_Out):
@@ -89,7 +104,8 @@ class CostOut(_Out):
     """What the target costs to run; all null for local targets."""
 
     usd_per_hour: float | None = None
-    usd_per_mtok: float | None = Field(None, description="usd_per_hour / (generate_tps × 3600) × 1e6.")
+    usd_per_mtok: float | None = Field(None, description="usd_per_hour / (aggregate_generate_tps × 3600) × 1e6: "
+                                                                  "all slots busy (one stream for one slot).")
     price_source: str | None = Field(None, description="'catalog snapshot <date>' or 'live ... <time>'.")
     free_tier: bool = Field(False, description="Free while free-tier hours/credits last; usd_per_hour is the "
                                                "on-demand price once they end.")
@@ -97,11 +113,48 @@ class CostOut(_Out):
 
 
 class Knob(_Out):
-    """A lever the user can pull, with what it buys and what it costs."""
+    """A lever the user can pull, with what it buys and what it costs: computed by re-planning with it turned."""
 
     goal: str
     change: str
     effect: str
+    quant: str | None = None
+    generate_tps: float | None = None
+    aggregate_generate_tps: float | None = None
+    gpu_bytes: int | None = None
+    host_bytes: int | None = None
+    quality: float | None = None
+
+
+class Alternative(_Out):
+    """A configuration the plan beat, judged by the same objective, and why it lost."""
+
+    model: str
+    quant: str
+    placement: str
+    n_gpu_layers: int
+    n_cpu_moe: int
+    context: int = Field(description="Tokens per slot.")
+    parallel: int
+    cache_type: str
+    quality: float | None
+    generate_tps: float
+    aggregate_generate_tps: float
+    gpu_bytes: int
+    host_bytes: int
+    objective: float
+    usd_per_mtok: float | None = None
+    why_not: str
+
+
+class ObjectiveOut(_Out):
+    """What the experience optimises and the chosen configuration's value of it."""
+
+    experience: str
+    rule: str
+    value: float
+    unit: str
+    above_floor: bool
 
 
 class Plan(_Out):
@@ -119,4 +172,6 @@ class Plan(_Out):
     explanations: list[str]
     pinned: list[str] = Field([], description="Values taken from overrides, not planned.")
     knobs: list[Knob] = Field([])
+    objective: ObjectiveOut | None = None
+    alternatives: list[Alternative] = Field([])
     serve: dict[str, str | int] = Field({})

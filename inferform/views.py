@@ -54,7 +54,7 @@ def show_models(entries: list[ModelEntry], out: Any) -> None:
 
 
 def fits_rows(spec: Any, choices: list[Any]) -> list[dict[str, Any]]:
-    """One row per model (its best quant), in the planner's order of preference."""
+    """One row per model (its best configuration), ranked by the experience's objective."""
     seen, rows = set(), []
     for c in choices:
         model_id = c.entry.id if c.entry else c.model.architecture
@@ -66,6 +66,10 @@ def fits_rows(spec: Any, choices: list[Any]) -> list[dict[str, Any]]:
                      "n_gpu_layers": cfg.n_gpu_layers, "n_cpu_moe": cfg.n_cpu_moe,
                      "gpu_bytes": mem.gpu.total, "host_bytes": mem.host.total,
                      "generate_tps": round(c.speed.generate_tps, 1), "prompt_tps": round(c.speed.prompt_tps, 1),
+                     "aggregate_generate_tps": round(c.speed.aggregate_generate_tps, 1),
+                     "parallel": cfg.parallel, "cache_type": cfg.cache_type_k,
+                     "quality": None if c.quality is None else round(c.quality, 1),
+                     "objective": round(c.value.value, 2), "above_floor": c.value.above_floor,
                      "where": c.placement.why})
     return rows
 
@@ -76,8 +80,12 @@ def show_fits(rows: list[dict[str, Any]], out: Any) -> None:
     if not rows:
         out.print("nothing in the catalog fits this target")
         return
-    table = Table("#", "model", "quant", "context", "placement", "GPU GiB", "RAM GiB", "gen tok/s", "prompt tok/s")
+    table = Table("#", "model", "quant", "context", "placement", "GPU GiB", "RAM GiB", "gen tok/s", "aggregate",
+                  "prompt tok/s", "quality", "objective")
     for i, r in enumerate(rows, 1):
-        table.add_row(str(i), r["id"], r["quant"], f"{r['context']:,}", r["where"], f"{r['gpu_bytes'] / GIB:.1f}",
-                      f"{r['host_bytes'] / GIB:.1f}", f"{r['generate_tps']:.1f}", f"{r['prompt_tps']:.0f}")
+        quality = "?" if r["quality"] is None else f"{r['quality']:.1f}"
+        objective = f"{r['objective']:g}" + ("" if r["above_floor"] else " (below floor)")
+        table.add_row(str(i), r["id"], r["quant"], f"{r['context']:,} × {r['parallel']}", r["where"],
+                      f"{r['gpu_bytes'] / GIB:.1f}", f"{r['host_bytes'] / GIB:.1f}", f"{r['generate_tps']:.1f}",
+                      f"{r['aggregate_generate_tps']:.1f}", f"{r['prompt_tps']:.0f}", quality, objective)
     out.print(table)

@@ -35,12 +35,23 @@ def show_plan(plan: Plan, out: Any) -> None:
     row("host RAM", plan.memory.host)
     out.print(table)
     s = plan.speed
-    out.print(f"predicted: [bold]{s.generate_tps:.1f} tok/s[/] generating, {s.prompt_tps:.0f} tok/s prompt "
+    agg = f", [bold]{s.aggregate_generate_tps:.1f} tok/s[/] over {s.concurrency} slots" \
+        if s.concurrency > 1 and s.aggregate_generate_tps else ""
+    out.print(f"predicted: [bold]{s.generate_tps:.1f} tok/s[/] generating{agg}, {s.prompt_tps:.0f} tok/s prompt "
               f"(bound: {s.bound})")
+    q = plan.model.quality
+    if q is not None:
+        out.print(f"quality: [bold]{q.score:.1f}[/] points for {q.use_case} ({q.full_precision:g} × {q.retention:.3f})"
+                  + (" [dim](general score: no use-case score published)[/]" if q.substituted else ""))
+    if plan.objective is not None:
+        o = plan.objective
+        out.print(f"objective ({o.experience}): [bold]{o.value:g}[/] {o.unit}"
+                  + ("" if o.above_floor else " [yellow](below the speed floor: nothing faster fits)[/]"))
     _show_cost(plan, out)
     out.print("sampling: " + ", ".join(f"{k}={v:g}" for k, v in plan.sampling.items()))
     # one print per block, not per line: each rich print renders and measures anew (half of show_plan's time)
     out.print("\n".join(["", "[bold]why[/]", *(f"  · {escape(line)}" for line in plan.explanations)]))
+    _show_alternatives(plan, out)
     if plan.knobs:
         out.print("\n".join(["", "[bold]knobs[/]",
                              *(escape(f"  · {k.goal}: {k.change} — {k.effect}") for k in plan.knobs)]))
@@ -69,3 +80,21 @@ def _show_cost(plan: Plan, out: Any) -> None:
             table.add_row(r.instance_type, _usd(r.usd_per_hour), f"{r.generate_tps:.1f}", _usd(r.usd_per_mtok),
                           r.why_not)
         out.print(table)
+
+
+def _show_alternatives(plan: Plan, out: Any) -> None:
+    """The configurations the plan beat, by the same objective, one line each with why not (one print: a rich
+    table per plan costs more start-up than the plan's whole search)."""
+    from rich.markup import escape
+
+    if not plan.alternatives:
+        return
+    lines = ["", "[bold]alternatives it beat[/]"]
+    for a in plan.alternatives:
+        quality = "quality ?" if a.quality is None else f"quality {a.quality:.1f}"
+        agg = f" ({a.aggregate_generate_tps:.0f} over {a.parallel})" if a.parallel > 1 else ""
+        cost = f", {_usd(a.usd_per_mtok)}/Mtok" if a.usd_per_mtok is not None else ""
+        lines.append(escape(f"  · {a.model} {a.quant}, {a.placement}, {a.context:,} × {a.parallel}, KV {a.cache_type}: "
+                            f"{quality}, {a.generate_tps:.1f} tok/s{agg}, {a.gpu_bytes / GIB:.1f} GiB GPU + "
+                            f"{a.host_bytes / GIB:.1f} GiB RAM{cost} — {a.why_not}"))
+    out.print("\n".join(lines))

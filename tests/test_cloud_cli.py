@@ -148,8 +148,11 @@ def test_apply_dry_run_shows_instance_cost_and_stack_without_cloud_sdks():
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
     out = done.stdout
-    assert "instance: g4dn.12xlarge spot in us-east-1" in out and f"${PRICE}/h" in out and "/Mtok" in out
-    assert "runner-up g5.12xlarge" in out
+    planned = json.loads(subprocess.run([sys.executable, "-m", "inferform", "plan", SPOT, "--json", "--offline"],
+                                        capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+    itype, price = planned["target"]["instance_type"], planned["cost"]["usd_per_hour"]
+    assert f"instance: {itype} spot in us-east-1" in out and f"${price:,.4g}/h" in out and "/Mtok" in out
+    assert f"runner-up {planned['cost']['runner_ups'][0]['instance_type']}" in out
     assert "stack 'llama70b-spot' would create" in out
     assert "from 203.0.113.7/32 only" in out and "interruption terminate" in out
     user_data = out.split("--- user-data.sh")[1].splitlines()

@@ -14,6 +14,7 @@ from inferform.catalog.instances import load_instance_types
 from inferform.cloud.prices import CatalogPrices
 from inferform.errors import InferformError
 from inferform.hardware.resolve import instance_profile
+from inferform.planner import presets
 from inferform.planner.instance_bounds import need_of
 from inferform.planner.instance_plan import plan_cloud
 from inferform.planner.instances import MARKETS, choose_instance
@@ -34,6 +35,8 @@ VARIANTS = {
     "dense-latency": "name: dense\nuse_case: coding\nexperience: latency\ntarget: {kind: aws-spot, region: us-east-1}\n"
                      "model: {id: qwen2.5-coder-32b-instruct}\ncontext: 32768\n",
     "auto-model-free": "name: free\nuse_case: chat\nexperience: latency\ntarget: {kind: free-trial}\n",
+    "llama70b-latency": (ROOT / "setups" / "llama70b-spot.yaml").read_text().replace("experience: throughput",
+                                                                                     "experience: latency"),
 }
 
 
@@ -65,7 +68,23 @@ def brute_force(name: str) -> tuple[Outcome, ...]:
     return tuple(out)
 
 
+def per_token(name: str) -> bool:
+    """Throughput setups are chosen by $/Mtok at the aggregate speed, the others by $/h above the floor."""
+    setup = setup_of(name)
+    return presets.goals(setup.use_case, setup.experience).objective == "aggregate"
+
+
+def mtok(o: Outcome) -> float:
+    return o.usd_per_hour / (round(o.best.speed.aggregate_generate_tps, 1) * 3600) * 1e6
+
+
 def winners(name: str, cap: float | None = None) -> list[Outcome]:
+    """The brute force's order: cheapest $/h that reaches the floor; for throughput, every type under the cap by
+    the plan's objective (quality floor, stream floor) and then $/Mtok."""
+    if per_token(name):
+        fitted = [o for o in brute_force(name) if o.best is not None and (cap is None or o.usd_per_hour <= cap)]
+        return sorted(fitted, key=lambda o: (tuple(-k for k in o.best.value.key[:3]), round(mtok(o), 4),
+                                             o.usd_per_hour, o.instance_type))
     return [o for o in brute_force(name) if o.best is not None and o.best.meets_floor
             and (cap is None or o.usd_per_hour <= cap)]
 
@@ -76,7 +95,8 @@ def test_chooses_the_cheapest_type_that_runs_the_setup(name):
     assert expected, f"{name}: the brute force finds no type; pick a variant that has one"
     ic = choose_instance(setup_of(name), None, CatalogPrices())
     assert ic.chosen.row.type == expected[0].instance_type
-    assert ic.chosen.usd_per_hour == expected[0].usd_per_hour and ic.chosen.meets_floor
+    assert ic.chosen.usd_per_hour == expected[0].usd_per_hour
+    assert ic.chosen.meets_floor or per_token(name)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -102,8 +122,8 @@ def test_runner_ups_are_the_next_cheapest_fitting_types():
     ups = plan.cost.runner_ups
     assert 2 <= len(ups) <= 3
     assert [u.instance_type for u in ups] == [o.instance_type for o in expected[1:1 + len(ups)]]
-    prices = [u.usd_per_hour for u in ups]
-    assert prices == sorted(prices) and prices[0] >= plan.cost.usd_per_hour
+    per_mtok = [u.usd_per_mtok for u in ups]  # a throughput setup: runners-up by $/Mtok at the aggregate speed
+    assert per_mtok == sorted(per_mtok) and per_mtok[0] >= plan.cost.usd_per_mtok
     for u in ups:
         assert u.usd_per_mtok == pytest.approx(u.usd_per_hour / (u.generate_tps * 3600) * 1e6, abs=1e-4)
         assert u.why_not
@@ -117,11 +137,13 @@ def test_plan_reports_the_choice_with_price_speed_and_why(cli):
     row = load_instance_types()[target["instance_type"]]
     assert (target["region"], target["market"]) == ("us-east-1", "spot")
     assert cost["usd_per_hour"] == row.spot_usd["us-east-1"] <= 6.0
-    tps = plan["speed"]["generate_tps"]
+    tps = plan["speed"]["aggregate_generate_tps"]  # all slots busy: what a throughput plan is priced at
+    assert plan["speed"]["concurrency"] > 1 and tps > plan["speed"]["generate_tps"]
     assert cost["usd_per_mtok"] == pytest.approx(cost["usd_per_hour"] / (tps * 3600) * 1e6, abs=1e-4)
     assert cost["price_source"] == "catalog snapshot 2026-11-23" and not cost["free_tier"]
     why = plan["explanations"][0]
-    assert why.startswith(f"{target['instance_type']}: cheapest spot type in us-east-1") and "/Mtok" in why
+    assert why.startswith(f"{target['instance_type']}: the lowest $/Mtok of the spot types in us-east-1") \
+        and "/Mtok" in why
     assert f"runner-up {cost['runner_ups'][0]['instance_type']}" in why
     assert [g["name"] for g in target["gpus"]] == [row.gpu] * row.gpu_count  # multi-GPU types plan as such
     human = cli("plan", str(ROOT / "setups" / "llama70b-spot.yaml"))
@@ -150,15 +172,16 @@ def test_a_price_cap_nothing_meets_exits_2_naming_what_would_fit(cli, write):
 
 
 def test_a_cap_below_every_fast_type_takes_the_cheapest_that_fits_and_says_so():
-    setup = setup_of("llama70b-spot")
+    setup = setup_of("llama70b-latency")
     setup = setup.model_copy(update={"target": setup.target.model_copy(update={"max_price_per_hour": 0.5})})
     plan = plan_cloud(setup, None, None, CatalogPrices())
-    holds = [o for o in brute_force("llama70b-spot") if o.best is not None and o.usd_per_hour <= 0.5]
+    holds = [o for o in brute_force("llama70b-latency") if o.best is not None and o.usd_per_hour <= 0.5]
     assert plan.target.instance_type == holds[0].instance_type
-    assert "below the 5 tok/s" in plan.explanations[0] and "over the $0.5/h cap" in plan.explanations[0]
+    floor = presets.goals(setup.use_case, setup.experience).min_generate_tps
+    assert f"below the {floor:g} tok/s" in plan.explanations[0] and "over the $0.5/h cap" in plan.explanations[0]
     assert any(u.why_not.startswith("over max_price_per_hour") for u in plan.cost.runner_ups)
     prices = [u.usd_per_hour for u in plan.cost.runner_ups]
-    nxt = holds[1] if len(holds) > 1 else winners("llama70b-spot")[0]  # the next under the cap, else the fast one
+    nxt = holds[1] if len(holds) > 1 else winners("llama70b-latency")[0]  # the next under the cap, else the fast one
     assert prices == sorted(prices) and plan.cost.runner_ups[0].instance_type == nxt.instance_type
 
 
@@ -201,3 +224,58 @@ def test_cloud_plan_without_credentials_imports_no_aws_sdk():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
+
+
+def test_instance_threads_are_physical_cores() -> None:
+    """llama.cpp's -t on an instance is its physical cores: vCPUs / threads per core (2 on x86, 1 on Graviton)."""
+    types = load_instance_types()
+    expect = {"t2.micro": 1, "t3.micro": 1, "t4g.micro": 2, "t4g.small": 2, "c7i-flex.large": 1, "g5.xlarge": 2,
+              "g6e.48xlarge": 96, "p5.48xlarge": 96}
+    for itype, cores in expect.items():
+        row = types[itype]
+        hw = instance_profile(row)
+        assert row.physical_cores == hw.cpu.cores == cores, itype
+        assert hw.cpu.threads == row.vcpus
+    for row in types.values():
+        assert row.threads_per_core == (1 if row.family in ("t2", "t4g") else 2), row.type
+
+
+def test_free_trial_considers_every_free_tier_type() -> None:
+    from inferform.planner.instances import offered
+
+    free = {t for t, r in load_instance_types().items() if r.free_tier}
+    assert free >= {"t2.micro", "t3.micro", "t3.small", "t4g.micro", "t4g.small", "c7i-flex.large", "m7i-flex.large"}
+    setup = setup_of("free-tier-cpu")
+    types, _, market = offered(setup, CatalogPrices())
+    assert {p.row.type for p in types} == free and market == "on-demand"
+
+
+def test_a_repeated_choice_searches_only_the_types_it_named(monkeypatch):
+    """The choice is remembered: the same setup and prices search the chosen type and its runners-up only, and
+    the answer is the full scan's; other prices are another key, so the whole scan runs again."""
+    from inferform.planner import instances
+
+    calls: list[str] = []
+    real = instances.search
+
+    def counted(setup, hw, gguf=None):
+        calls.append(hw.cpu.name)
+        return real(setup, hw, gguf)
+
+    monkeypatch.setattr(instances, "search", counted)
+    setup = setup_of("llama70b-spot")
+    first = choose_instance(setup, None, CatalogPrices())
+    full = len(calls)
+    calls.clear()
+    again = choose_instance(setup, None, CatalogPrices())
+    assert again.chosen.row.type == first.chosen.row.type
+    assert [f.row.type for f in again.runner_ups] == [f.row.type for f in first.runner_ups]
+    assert len(calls) == 1 + len(first.runner_ups) < full
+
+    class Cheaper(CatalogPrices):
+        def prices(self, rows, region, market):
+            return {t: p * 0.9 for t, p in super().prices(rows, region, market).items()}
+
+    calls.clear()
+    choose_instance(setup, None, Cheaper())
+    assert len(calls) >= full  # the whole scan (a cheaper table can bring one more type under the cap)

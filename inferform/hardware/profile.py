@@ -23,6 +23,7 @@ class GpuInfo(BaseModel):
     compute_capability: str | None = None
     driver: str | None = None
     unified_memory: bool = False
+    working_set_bytes: int | None = None  # Apple: a raised Metal working-set limit (iogpu.wired_limit_mb)
     origin: Origin = "detected"
 
 

@@ -31,6 +31,7 @@ def gpus_from_spec(specs: list[GpuSpec], located: Located | None) -> list[GpuInf
                 fp16_tflops=spec.fp16_tflops or (entry.fp16_tflops if entry else None),
                 compute_capability=entry.compute_capability if entry else None,
                 unified_memory=entry.unified_memory if entry else False,
+                working_set_bytes=int(spec.working_set_gib * GIB) if spec.working_set_gib else None,
                 origin="setup" if spec.vram_gib else "catalog"))
     return gpus
 
@@ -74,12 +75,13 @@ def _from_instance_type(setup: Setup, located: Located | None) -> HardwareProfil
 
 
 def instance_profile(row: InstanceType) -> HardwareProfile:
-    """The machine an instance-type row describes (shared by named types and the cloud instance planner)."""
+    """The machine an instance-type row describes (shared by named types and the cloud instance planner).
+    llama.cpp runs one thread per physical core: vCPUs / threads_per_core (2 on SMT x86, 1 on Graviton and t2)."""
     specs = [GpuSpec(name=row.gpu, count=row.gpu_count, vram_gib=row.gpu_memory_gib)] if row.gpu else []
     gpus = gpus_from_spec(specs, None)
     for g in gpus:
         g.origin = "catalog"
-    cpu = CpuInfo(name=f"{row.type} vCPUs", cores=max(row.vcpus // 2, 1), threads=row.vcpus, origin="catalog")
+    cpu = CpuInfo(name=f"{row.type} vCPUs", cores=row.physical_cores, threads=row.vcpus, origin="catalog")
     return HardwareProfile(os="linux", arch="aarch64" if row.family.endswith("g") else "x86_64", cpu=cpu,
                            ram_bytes=int(row.ram_gib * GIB), gpus=gpus,
                            notes=[f"{row.type} from the instance catalog ({row.source})"])

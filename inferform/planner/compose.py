@@ -13,15 +13,19 @@ from inferform.plan import (
     MemoryOut,
     MemorySide,
     ModelOut,
+    ObjectiveOut,
     PlacementOut,
     Plan,
+    QualityOut,
     SpeedOut,
     TargetOut,
 )
 from inferform.planner import presets
-from inferform.planner.explain import explanations, knobs
+from inferform.planner.decision import alternatives, knobs
+from inferform.planner.explain import explanations
 from inferform.planner.memory import LLAMA_CPP_PYTHON, estimate
-from inferform.planner.search import budgets, search
+from inferform.planner.objective import exchange_rate
+from inferform.planner.search import Choice, budgets, search
 from inferform.spec import Setup
 
 MODEL_DIR = "${INFERFORM_MODEL_DIR}"  # apply substitutes where the model role put the file
@@ -70,7 +74,8 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
         target=TargetOut(kind=setup.target.kind, instance_type=None, region=setup.target.region,
                          gpus=[GpuRef(name=g.name, vram_bytes=g.vram_bytes) for g in hw.gpus]),
         model=ModelOut(id=choice.entry.id if choice.entry else None, quant=m.quant, file=choice.file,
-                       file_bytes=m.file_bytes, architecture=m.architecture, n_layers=m.n_layers, source=m.source),
+                       file_bytes=m.file_bytes, architecture=m.architecture, n_layers=m.n_layers, source=m.source,
+                       quality=_quality(choice, setup.use_case)),
         placement=PlacementOut(n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0, n_cpu_moe=cfg.n_cpu_moe,
                                tensor_overrides=list(override_patterns),
                                tensor_split=list(cfg.tensor_split) or None),
@@ -79,14 +84,28 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
                            threads=threads),
         memory=MemoryOut(gpu=_side(mem.gpu, caps.gpu_total), host=_side(mem.host, caps.host)),
         speed=SpeedOut(prompt_tps=round(choice.speed.prompt_tps, 1), generate_tps=round(choice.speed.generate_tps, 1),
-                       bound=choice.speed.bound),
+                       bound=choice.speed.bound, concurrency=choice.speed.concurrency,
+                       aggregate_generate_tps=round(choice.speed.aggregate_generate_tps, 1)),
         sampling=sampling,
         engine=EngineOut(name=setup.engine, argv=engine_argv),
         cost=CostOut(),
-        explanations=_for_engine(explanations(choice, caps, pinned, runners), setup) + engine_notes,
-        pinned=pinned, knobs=knobs(choice),
+        explanations=_for_engine(explanations(choice, caps, pinned, runners, goals), setup) + engine_notes,
+        pinned=pinned, knobs=knobs(setup, hw, gguf, choice),
+        objective=ObjectiveOut(experience=setup.experience, rule=exchange_rate(goals),
+                               value=round(choice.value.value, 2),
+                               unit="aggregate tok/s" if goals.objective == "aggregate" else "points",
+                               above_floor=choice.value.above_floor),
+        alternatives=alternatives(choice, runners, goals),
         serve={"host": setup.serve.host, "port": setup.serve.port},
     )
+
+
+def _quality(c: Choice, use_case: str) -> QualityOut | None:
+    if c.score is None or c.retention is None:
+        return None
+    return QualityOut(use_case=use_case, score=round(c.quality, 2), full_precision=c.score.score,
+                      retention=round(c.retention.factor, 4), basis=f"{c.score.basis}; {c.retention.basis}",
+                      source=c.score.source, substituted=c.score.substituted)
 
 
 def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads: int,

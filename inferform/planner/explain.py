@@ -1,7 +1,8 @@
-"""One line of *why* per decision, with its numbers, and the knobs a user can turn next."""
+"""One line of *why* per decision, with its numbers (the knobs and alternatives: planner/decision.py)."""
 
-from inferform.plan import Knob
+from inferform.planner.objective import exchange_rate
 from inferform.planner.placement import Budgets
+from inferform.planner.presets import Goals
 from inferform.planner.search import Choice
 
 GIB = 1024**3
@@ -11,17 +12,28 @@ def g(n: float) -> str:
     return f"{n / GIB:.2f} GiB" if n < 10 * GIB else f"{n / GIB:.1f} GiB"
 
 
-def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[Choice]) -> list[str]:
+def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[Choice], goals: Goals) -> list[str]:
     m, p, cfg = c.model, c.placement, c.placement.cfg
     mem = p.mem
     lines = []
     name = c.entry.id if c.entry else m.architecture
     src = "read from the GGUF header" if m.source == "gguf" else "estimated from the catalog's shapes"
     lines.append(f"model {name} {m.quant}: {g(m.weight_bytes)} of weights in {len(m.tensors)} tensors ({src})")
+    lines.append(f"objective ({'above' if c.value.above_floor else 'below'} the floor): {exchange_rate(goals)}")
+    if c.quality is not None:
+        lines.append(f"quality {c.quality:.1f} points: {c.score.score:g} ({c.score.basis}) × "
+                     f"{c.retention.factor:.3f} kept ({c.retention.basis})")
+    else:
+        lines.append(f"quality unknown: no published score for {name} or no measured divergence for {m.quant}")
     if caps.gpu:
-        side = "GPU" if not caps.unified else "unified memory"
+        side = "GPU" if not caps.unified else "Metal working set (the GPU's share of unified memory)"
         lines.append(f"weights {g(mem.gpu.weights)} + KV {g(mem.gpu.kv)} + compute {g(mem.gpu.compute)} = "
                      f"{g(mem.gpu.total)} of {g(caps.gpu_total)} usable {side} → {p.why}")
+    if caps.unified:
+        lines.append(f"unified memory: GPU {g(mem.gpu.total)} + host {g(mem.host.total)} = "
+                     f"{g(mem.gpu.total + mem.host.total)} of {g(caps.host)} usable RAM; the GPU side stays under "
+                     "Metal's working-set limit (raise it with `sudo sysctl iogpu.wired_limit_mb=N` and "
+                     "target.hardware.gpus[0].working_set_gib)")
     lines.append(f"host RAM: weights {g(mem.host.weights)}"
                  + (f" (incl. {g(mem.host.repack)} repacked copies for the CPU kernels)" if mem.host.repack else "")
                  + f" + KV {g(mem.host.kv)} + compute/output {g(mem.host.compute)} = {g(mem.host.total)} "
@@ -44,27 +56,17 @@ def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[C
     lines.append(f"batch {cfg.batch} / ubatch {cfg.ubatch}: the compute buffer grows with ubatch")
     lines.append(f"speed: {c.speed.generate_tps:.1f} tok/s generating, {c.speed.prompt_tps:.0f} tok/s reading "
                  f"the prompt, bound by {c.speed.bound}")
+    if c.speed.concurrency > 1:
+        lines.append(f"{c.speed.concurrency} slots decoding at once: {c.speed.aggregate_generate_tps:.1f} tok/s in all "
+                     f"({c.speed.aggregate_generate_tps / c.speed.concurrency:.1f} per stream); each step reads the "
+                     "weights once for every slot")
     lines += c.speed.notes
     lines += m.notes
     if pinned:
         lines.append("pinned by overrides (not planned): " + ", ".join(pinned))
     if runners_up:
         r = runners_up[0]
-        rname = r.entry.id if r.entry else r.model.architecture
-        lines.append(f"runner-up: {rname} {r.model.quant} at {r.context_per_slot:,} tokens, "
-                     f"{r.speed.generate_tps:.1f} tok/s")
+        lines.append(f"runner-up: {r.name} {r.model.quant} at {r.context_per_slot:,} tokens, "
+                     f"{r.speed.generate_tps:.1f} tok/s (objective {r.value.value:.1f} vs {c.value.value:.1f})")
     return lines
 
-
-def knobs(c: Choice) -> list[Knob]:
-    cfg = c.placement.cfg
-    out = []
-    if cfg.cache_type_k == "f16":
-        out.append(Knob(goal="more context", change="overrides: {cache_type_k: q8_0, cache_type_v: q8_0}",
-                        effect=f"halves the KV cache ({g(c.placement.mem.gpu.kv + c.placement.mem.host.kv)} now) "
-                               "for a barely measurable quality loss"))
-    out.append(Knob(goal="more speed", change="a smaller quant (model.quant) or fewer parallel slots",
-                    effect="decode speed scales with bytes read per token"))
-    out.append(Knob(goal="more quality", change="a bigger quant (model.quant: Q6_K or Q8_0) if memory allows",
-                    effect="costs memory and speed in proportion to bits per weight"))
-    return out

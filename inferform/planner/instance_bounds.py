@@ -15,9 +15,8 @@ from typing import NamedTuple
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner import presets
-from inferform.planner.memory import LLAMA_CPP
 from inferform.planner.model import ModelDesc, from_catalog
-from inferform.planner.search import _candidates, budgets
+from inferform.planner.search import _candidates, _parallel_options, budgets
 from inferform.planner.speed_adapter import DEFAULT_CPU_BANDWIDTH_GBS
 from inferform.spec import Setup
 
@@ -66,7 +65,7 @@ def _kv_bytes_min(setup: Setup, model: ModelDesc, trained: int) -> int:
     """KV of the smallest context the search tries, counting only full-attention layers (SWA ones may be tiny)."""
     goals = presets.goals(setup.use_case, setup.experience)
     o = setup.overrides
-    parallel = (o.parallel or goals.parallel) if setup.engine == LLAMA_CPP else 1
+    parallel = min(_parallel_options(setup, goals))  # the fewest slots the search tries
     if o.n_ctx:
         tokens = o.n_ctx
     elif isinstance(setup.context, int):

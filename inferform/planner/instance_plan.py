@@ -8,6 +8,7 @@ from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.plan import CostOut, Plan, RunnerUp
+from inferform.planner import presets
 from inferform.planner.compose import make_plan
 from inferform.planner.instances import (
     DEFAULT_REGION,
@@ -58,7 +59,7 @@ def _named(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None, prices) -> 
     if price is None:
         line = f"{row.type} (named in the setup): no {market} price in {region} in the catalog; cost unknown"
     else:
-        mtok = usd_per_mtok(price, plan.speed.generate_tps)
+        mtok = usd_per_mtok(price, plan.speed.aggregate_generate_tps or plan.speed.generate_tps)
         line = (f"{row.type} (named in the setup; {machine(row)}): {usd(price)}/h {market} in {region}, "
                 f"{plan.speed.generate_tps:.1f} tok/s → {usd(mtok) + '/Mtok' if mtok is not None else '?'}")
     return _priced(plan, setup, row.type, market, region, price, prices.source, [],
@@ -68,7 +69,8 @@ def _named(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None, prices) -> 
 def _priced(plan: Plan, setup: Setup, instance_type: str, market: str, region: str, price: float | None,
             source: str, runner_ups: list[RunnerUp], why: list[str]) -> Plan:
     target = plan.target.model_copy(update={"instance_type": instance_type, "region": region, "market": market})
-    cost = CostOut(usd_per_hour=price, usd_per_mtok=usd_per_mtok(price, plan.speed.generate_tps),
+    tps = plan.speed.aggregate_generate_tps or plan.speed.generate_tps
+    cost = CostOut(usd_per_hour=price, usd_per_mtok=usd_per_mtok(price, tps),
                    price_source=source, free_tier=setup.target.kind == "free-trial", runner_ups=runner_ups)
     return plan.model_copy(update={"target": target, "cost": cost, "explanations": [*why, *plan.explanations]})
 
@@ -86,7 +88,10 @@ def explain_choice(ic: InstanceChoice, plan: Plan, setup: Setup) -> list[str]:
     price = (f"free while free-tier hours/credits last, then {usd(c.usd_per_hour)}/h on-demand "
              f"({c.generate_tps:.1f} tok/s → {mtok})" if free
              else f"{usd(c.usd_per_hour)}/h, {c.generate_tps:.1f} tok/s → {mtok}")
-    if c.meets_floor:
+    if ic.need.min_generate_tps and presets.goals(setup.use_case, setup.experience).objective == "aggregate":
+        line = (f"{c.row.type}: the lowest $/Mtok of the {kind} types in {ic.region} under the cap, running {what} "
+                f"at {c.aggregate_tps:.1f} tok/s over all slots: {usd(c.usd_per_hour)}/h → {mtok}")
+    elif c.meets_floor:
         line = f"{c.row.type}: cheapest {kind} type in {ic.region} whose {machine(c.row)} runs {what} at ≥ {floor}"
         line += f": {price}"
         parts = [f"{n} {text}" for n, text in ((ic.cannot_hold, "cannot hold it"),
@@ -119,6 +124,11 @@ def runner_up(f: Fitted, chosen: Fitted, cap: float | None) -> RunnerUp:
     if not chosen.meets_floor and f.meets_floor:
         why += f"; reaches the speed floor ({f.generate_tps:.1f} tok/s)"
     elif f.usd_per_mtok is not None and chosen.usd_per_mtok is not None and f.usd_per_mtok < chosen.usd_per_mtok:
-        why += f", but cheaper per token ({f.generate_tps:.1f} vs {chosen.generate_tps:.1f} tok/s)"
-    return RunnerUp(instance_type=f.row.type, usd_per_hour=f.usd_per_hour, generate_tps=f.generate_tps,
+        why += f", but cheaper per token ({f.aggregate_tps:.1f} vs {chosen.aggregate_tps:.1f} tok/s)"
+    elif f.usd_per_mtok is not None and chosen.usd_per_mtok is not None and f.usd_per_mtok > chosen.usd_per_mtok:
+        why = f"{usd(f.usd_per_mtok)}/Mtok vs {usd(chosen.usd_per_mtok)} ({f.aggregate_tps:.1f} tok/s over " \
+              f"{f.choice.speed.concurrency} slot(s))"
+        if not f.choice.value.quality_ok:
+            why += "; under the quality floor"
+    return RunnerUp(instance_type=f.row.type, usd_per_hour=f.usd_per_hour, generate_tps=f.aggregate_tps,
                     usd_per_mtok=f.usd_per_mtok, why_not=why)

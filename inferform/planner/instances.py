@@ -16,6 +16,7 @@ from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.hardware.resolve import instance_profile
+from inferform.planner import choice_cache, presets
 from inferform.planner.instance_bounds import Need, need_of
 from inferform.planner.search import Choice, search
 from inferform.spec import Setup
@@ -26,7 +27,8 @@ RUNNER_UPS = 3
 
 
 def usd_per_mtok(usd_per_hour: float | None, generate_tps: float) -> float | None:
-    """Dollars per million generated tokens at the predicted speed (one stream, as plan.speed reports it)."""
+    """Dollars per million generated tokens at the predicted speed: the aggregate over every slot (one stream
+    when the plan has one slot)."""
     if usd_per_hour is None or generate_tps <= 0:
         return None
     return round(usd_per_hour / (generate_tps * 3600) * 1e6, 4)
@@ -37,10 +39,11 @@ def usd(x: float) -> str:
 
 
 def machine(row: InstanceType) -> str:
-    """'1× L40S 48 GiB + 32 GiB RAM', or '2 vCPU + 1 GiB RAM' for CPU-only types."""
+    """'1× L40S 48 GiB + 32 GiB RAM', or '2 vCPU (1 core) + 1 GiB RAM' for CPU-only types."""
     if row.gpu:
         return f"{row.gpu_count}× {row.gpu} {row.gpu_memory_gib:g} GiB + {row.ram_gib:g} GiB RAM"
-    return f"{row.vcpus} vCPU + {row.ram_gib:g} GiB RAM"
+    cores = row.physical_cores
+    return f"{row.vcpus} vCPU ({cores} core{'s' if cores != 1 else ''}) + {row.ram_gib:g} GiB RAM"
 
 
 class Priced:
@@ -79,8 +82,12 @@ class Fitted(NamedTuple):
         return round(self.choice.speed.generate_tps, 1)  # as plan.speed reports it
 
     @property
+    def aggregate_tps(self) -> float:
+        return round(self.choice.speed.aggregate_generate_tps, 1)  # as plan.speed reports it
+
+    @property
     def usd_per_mtok(self) -> float | None:
-        return usd_per_mtok(self.usd_per_hour, self.generate_tps)
+        return usd_per_mtok(self.usd_per_hour, self.aggregate_tps)
 
     @property
     def meets_floor(self) -> bool:
@@ -142,15 +149,54 @@ def offered(setup: Setup, prices) -> tuple[list[Priced], str, str]:
 
 
 def choose_instance(setup: Setup, gguf: GGUFInfo | None = None, prices=None) -> InstanceChoice:
-    """The cheapest type whose plan fits and reaches the speed floor, its runners-up, and why."""
+    """The cheapest type whose plan fits and reaches the speed floor (throughput: the lowest $/Mtok), its
+    runners-up, and why. The answer is remembered (planner/choice_cache.py): a repeated plan searches only the
+    types it names."""
     if prices is None:
         from inferform.cloud.prices import CatalogPrices
 
         prices = CatalogPrices()
     types, region, market = offered(setup, prices)
     need = need_of(setup, gguf)
-    cap = setup.target.max_price_per_hour
     scan = _Scan(setup, gguf, need)
+    k = choice_cache.key(setup.model_dump_json(), gguf.path if gguf else None,
+                         [(p.row.type, p.usd_per_hour) for p in types])
+    again = _recalled(choice_cache.load(k), types, scan, region, market, prices.source)
+    if again is not None:
+        return again
+    ic = _choose(setup, types, scan, region, market, prices.source)
+    choice_cache.store(k, {"chosen": ic.chosen.row.type, "runner_ups": [f.row.type for f in ic.runner_ups],
+                           "cannot_hold": ic.cannot_hold, "too_slow": ic.too_slow,
+                           "floor_option": ic.floor_option.row.type if ic.floor_option else None})
+    return ic
+
+
+def _recalled(record: dict | None, types: list[Priced], scan: "_Scan", region: str, market: str,
+              source: str) -> InstanceChoice | None:
+    """The remembered choice, its types searched again; None when there is none or a named type is gone."""
+    if not record:
+        return None
+    by_type = {p.row.type: p for p in types}
+    names = [record["chosen"], *record["runner_ups"], *([record["floor_option"]] if record["floor_option"] else [])]
+    if any(name not in by_type for name in names):
+        return None
+    fitted = [scan.fit(by_type[name]) for name in names]
+    if any(f is None for f in fitted):
+        return None
+    ups = fitted[1:1 + len(record["runner_ups"])]
+    floor = fitted[-1] if record["floor_option"] else None
+    return InstanceChoice(fitted[0], ups, region, market, source, scan.need, scan.setup.target.max_price_per_hour,
+                          record["cannot_hold"], record["too_slow"], floor)
+
+
+def _choose(setup: Setup, types: list[Priced], scan: "_Scan", region: str, market: str,
+            source: str) -> InstanceChoice:
+    need = scan.need
+    cap = setup.target.max_price_per_hour
+    if presets.goals(setup.use_case, setup.experience).objective == "aggregate":
+        per_token = _cheapest_per_token(types, scan, need, cap, region, market, source)
+        if per_token is not None:
+            return per_token
     chosen: Fitted | None = None
     ups: list[Fitted] = []
     cannot_hold = too_slow = 0
@@ -168,11 +214,46 @@ def choose_instance(setup: Setup, gguf: GGUFInfo | None = None, prices=None) -> 
             ups.append(fitted)
             if len(ups) == RUNNER_UPS:
                 break
-    result = InstanceChoice(chosen, ups, region, market, prices.source, need, cap, cannot_hold, too_slow) \
+    result = InstanceChoice(chosen, ups, region, market, source, need, cap, cannot_hold, too_slow) \
         if chosen else None
     if result is not None and (cap is None or chosen.usd_per_hour <= cap):
         return result
-    return _below_floor(setup, types, scan, chosen, prices.source, region, market, need, cap)
+    return _below_floor(setup, types, scan, chosen, source, region, market, need, cap)
+
+
+def _cheapest_per_token(types: list[Priced], scan: "_Scan", need: Need, cap: float | None, region: str,
+                        market: str, source: str) -> InstanceChoice | None:
+    """Throughput: of the types under the cap, the one whose best plan costs least per million tokens at its
+    aggregate speed (the plan's own objective first: above the quality floor, every stream above its floor)."""
+    def rank(f: Fitted) -> tuple:
+        key = f.choice.value.key
+        return (-key[0], -key[1], -key[2], f.usd_per_mtok if f.usd_per_mtok is not None else math.inf,
+                f.usd_per_hour, f.row.type)
+
+    goals = presets.goals(scan.setup.use_case, scan.setup.experience)
+    most_slots = max(*goals.parallel_options, scan.setup.overrides.parallel or 1)
+    fitted: list[Fitted] = []
+    best: Fitted | None = None
+    for p in types:
+        if (cap is not None and p.usd_per_hour > cap) or not need.may_fit(p.hw):
+            continue
+        if best is not None and rank(best)[:3] == (-1.0, -1.0, -1.0) and best.usd_per_mtok is not None:
+            # a stream is never faster than the fastest single stream this machine allows, so a machine where
+            # that is under the per-stream floor ranks below the best already found; and no slot count decodes
+            # faster than slots × that single stream
+            fastest = need.best_tps(p.hw)
+            floor_mtok = usd_per_mtok(p.usd_per_hour, most_slots * fastest)
+            if fastest < goals.floor_tps or (floor_mtok is not None and floor_mtok >= best.usd_per_mtok):
+                continue
+        f = scan.fit(p)
+        if f is not None:
+            fitted.append(f)
+            if best is None or rank(f) < rank(best):
+                best = f
+    if not fitted:
+        return None
+    fitted.sort(key=rank)
+    return InstanceChoice(fitted[0], fitted[1:1 + RUNNER_UPS], region, market, source, need, cap)
 
 
 def _below_floor(setup: Setup, types: list[Priced], scan: _Scan, floor_option: Fitted | None, source: str,

@@ -89,6 +89,13 @@ class RunConfig(_RunFields):
         """A changed copy, checked like a new one (NamedTuple's own _replace skips __new__)."""
         return RunConfig(**{**self._asdict(), **changes})
 
+    def placed(self, n_gpu_layers: int, n_cpu_moe: int) -> "RunConfig":
+        """This configuration with another placement. Only n_cpu_moe can break __new__'s rules (llama-cpp-python
+        has no expert offload), so the placement search's hundreds of trials skip the full re-check otherwise."""
+        if n_cpu_moe and self.engine != LLAMA_CPP:
+            return self._replace(n_gpu_layers=n_gpu_layers, n_cpu_moe=n_cpu_moe)
+        return _RunFields._replace(self, n_gpu_layers=n_gpu_layers, n_cpu_moe=n_cpu_moe)
+
     @property
     def n_batch_actual(self) -> int:
         """n_batch after llama.cpp caps it at the context (causal models)."""
@@ -225,9 +232,16 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     else:
         per_token = 3 * model.n_ff + 3 * model.n_embd + model.q_dim
     if cfg.flash_attn and cfg.cache_type_v not in ("f16", "f32", "bf16"):
-        # a quantized V cache: the attention output's f32 row (n_head × head_dim_v) is not live at the peak any more;
-        # measured on the pinned build as exactly ub × q_dim × 4 bytes less (SmolLM2 and Qwen2.5-7B, ub 256 and 512)
-        per_token -= model.q_dim
+        # a quantized V cache moves the peak by one attention-output row (n_head × head_dim_v f32) per token, in a
+        # direction set by how that row compares with the residual width. Measured on the pinned build (CPU, q8_0
+        # K and V against f16, ub 256/512/1024, contexts 4k-32k; the shift does not depend on the context):
+        # q_dim = n_embd (SmolLM2, Qwen2.5-7B): exactly ub × q_dim × 4 bytes less; q_dim > n_embd (Gemma-3-270M,
+        # Qwen3-30B-A3B): no row (+0.56 MB and +0.08 MB, constant); q_dim < n_embd (Gemma-3-4B): ub × q_dim × 4
+        # bytes more (+0.56 MB constant).
+        if model.q_dim == model.n_embd:
+            per_token -= model.q_dim
+        elif model.q_dim < model.n_embd:
+            per_token += model.q_dim
     rest_ffn = int(ub * per_token * 4)
     out_phase = (cfg.n_outputs_reserve * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
     kinds = {c.kind: c.cells for c in caches}
@@ -298,9 +312,31 @@ def _mapped_span(model: ModelDesc, in_map: list[bool]) -> int:
     return sum(pad(t.n_bytes, ALIGN) for t in model.tensors[idx[0]: idx[-1] + 1])
 
 
+_ESTIMATES: dict[tuple[int, RunConfig], tuple[list, MemoryEstimate]] = {}
+_ESTIMATES_MAX = 50_000
+
+
 def estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None = None, exact: bool = False) -> MemoryEstimate:
     """Memory per side for one configuration. `exact` walks the tensor list for the mapped file range (the final
-    plan); otherwise per-layer sums are used (placement search), which differ only at the ends of the file."""
+    plan); otherwise per-layer sums are used (placement search), which differ only at the ends of the file.
+
+    Search estimates are kept per (tensor list, configuration) for the process: memory does not depend on the
+    machine, and the cloud chooser's placement searches on many instance types try the same configurations.
+    The returned estimate is shared: callers never change it."""
+    if exact:
+        return _estimate(model, cfg, lb, True)
+    key = (id(model.tensors), cfg)
+    hit = _ESTIMATES.get(key)
+    if hit is not None and hit[0] is model.tensors:
+        return hit[1]
+    mem = _estimate(model, cfg, lb, False)
+    if len(_ESTIMATES) >= _ESTIMATES_MAX:
+        _ESTIMATES.clear()
+    _ESTIMATES[key] = (model.tensors, mem)
+    return mem
+
+
+def _estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None, exact: bool) -> MemoryEstimate:
     n = model.n_layers
     ngl = min(cfg.n_gpu_layers, n + 1) if cfg.n_gpus else 0
     repack = cfg.repack if ngl == 0 else frozenset()  # with a GPU backend, host weights are mapped, not repacked

@@ -29,10 +29,18 @@ class Placement(NamedTuple):
 
 def fits(mem: MemoryEstimate, budgets: Budgets) -> bool:
     if budgets.unified:
-        return mem.gpu.total + mem.host.total <= budgets.host
+        return mem.gpu.total <= budgets.gpu[0] and mem.gpu.total + mem.host.total <= budgets.host
     if any(used > cap for used, cap in zip(mem.per_gpu, budgets.gpu, strict=False)):
         return False
     return mem.host.total <= budgets.host
+
+
+def _held(mem: MemoryEstimate) -> int:
+    return mem.gpu.weights + mem.host.weights + mem.gpu.kv + mem.host.kv
+
+
+def _room(budgets: Budgets) -> int:
+    return budgets.host if budgets.unified else budgets.gpu_total + budgets.host
 
 
 def _bisect(lo: int, hi: int, ok) -> int | None:
@@ -70,7 +78,7 @@ def place(model, cfg: RunConfig, budgets: Budgets, lb: LayerBytes, *, allow_moe_
     cfg = cfg._replace(n_gpus=len(budgets.gpu))
 
     def trial(ngl: int, cpu_moe: int) -> tuple[RunConfig, MemoryEstimate]:
-        c = cfg._replace(n_gpu_layers=ngl, n_cpu_moe=cpu_moe)
+        c = cfg.placed(ngl, cpu_moe)
         return c, estimate(model, c, lb)
 
     if pinned_ngl is not None or pinned_cpu_moe is not None:
@@ -79,6 +87,10 @@ def place(model, cfg: RunConfig, budgets: Budgets, lb: LayerBytes, *, allow_moe_
     c, mem = trial(n + 1, 0)
     if fits(mem, budgets):
         return Placement(c, mem, True, True, "everything fits on the GPU")
+    if _held(mem) > _room(budgets) and _held(trial(0, 0)[1]) > _room(budgets):
+        # weights and KV cache must sit somewhere: more than GPUs and RAM hold together at both extremes of the
+        # placement, so no split in between holds them (a bisection would only confirm it, at ~7 estimates)
+        return Placement(c, mem, False, False, "weights and KV exceed GPU and host memory together")
     if model.is_moe and allow_moe_offload:
         # experts of the first k layers go to RAM; attention and shared tensors stay on the GPU
         k = _smallest(0, n, lambda k: fits(trial(n + 1, k)[1], budgets))

@@ -4,16 +4,19 @@ Pure: it takes a setup, a hardware profile and (optionally) a GGUF header alread
 raises InferformError saying what would make the setup fit.
 """
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from inferform.catalog.models import ModelEntry, find_model, load_models
+from inferform.catalog.quality import Retention, Score, always_reasoning, model_score, retention
 from inferform.catalog.quants import load_quant_types
 from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner import presets
-from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, layer_bytes
+from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, LayerBytes, RunConfig, layer_bytes
 from inferform.planner.model import ModelDesc, from_catalog, from_gguf
+from inferform.planner.objective import Scored, Value, evaluate
 from inferform.planner.placement import Budgets, Placement, place
 from inferform.planner.speed_adapter import SpeedResult, predict_speed
 from inferform.spec import Setup
@@ -30,8 +33,36 @@ class Choice(NamedTuple):
     speed: SpeedResult
     context_per_slot: int
     context_goal: int
-    quality_rank: int
-    meets_floor: bool
+    meets_floor: bool  # the cloud chooser's floor (presets min_generate_tps)
+    score: Score | None  # the model's full-precision score for the use case
+    retention: Retention | None  # what the quant and KV type keep of it
+    value: Value  # the objective's key and value
+
+    @property
+    def quality(self) -> float | None:
+        """Benchmark points for the use case after quantization; None when unknown."""
+        if self.score is None or self.retention is None:
+            return None
+        return self.score.score * self.retention.factor
+
+    @property
+    def name(self) -> str:
+        return self.entry.id if self.entry else self.model.architecture
+
+
+class Trial(NamedTuple):
+    """One point of the candidate space before placement: the search places it by bisection, the brute force
+    (planner/brute.py) tries every placement."""
+
+    model: ModelDesc
+    entry: ModelEntry | None
+    file: str
+    lb: LayerBytes
+    cfg: RunConfig
+    context_per_slot: int
+    context_goal: int
+    score: Score | None
+    retention: Retention | None
 
 
 def repack_types(hw: HardwareProfile) -> frozenset[str]:
@@ -45,7 +76,12 @@ def budgets(hw: HardwareProfile) -> Budgets:
     reserve = presets.reserve()
     unified = any(g.unified_memory for g in hw.gpus)
     if unified:
-        return Budgets([reserve.gpu_budget(hw.gpus[0].vram_bytes, True)], reserve.host_budget(hw.ram_bytes), True)
+        # Metal refuses GPU buffers past its working-set limit (recommendedMaxWorkingSetSize, ~75 % of memory by
+        # default; raised with iogpu.wired_limit_mb): GPU-side memory stays under it, everything under the RAM budget
+        g = hw.gpus[0]
+        limit = g.working_set_bytes or reserve.gpu_budget(g.vram_bytes, True)
+        host = reserve.host_budget(hw.ram_bytes)
+        return Budgets([min(limit, host)], host, True)
     gpus = []
     for g in hw.gpus:
         cap = reserve.gpu_budget(g.vram_bytes, False)
@@ -104,61 +140,160 @@ def _contexts(setup: Setup, trained: int, goals: presets.Goals, parallel: int) -
     return out or [top]
 
 
-def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> tuple[Choice, list[Choice]]:
-    """The chosen configuration and the feasible runners-up (for `models --fits` and the plan's knobs)."""
+def _kv_options(setup: Setup, fa: bool) -> list[tuple[str, str]]:
+    o = setup.overrides
+    if not fa:
+        kv = [(o.cache_type_k or "f16", o.cache_type_v or "f16")]
+        if kv[0][1] not in ("f16", "f32", "bf16"):
+            raise InferformError.single("a quantized V cache needs flash attention",
+                                        hint="remove overrides.flash_attn: false, or use cache_type_v: f16")
+        return kv
+    if o.cache_type_k or o.cache_type_v:
+        return [(o.cache_type_k or "f16", o.cache_type_v or "f16")]
+    return [(t, t) for t in KV_TYPES]
+
+
+UBATCH_OPTIONS = (256, 512, 1024, 2048)
+
+
+def _ubatch_options(setup: Setup, goals: presets.Goals, ubatch: int, batch: int) -> list[int]:
+    """Physical batch sizes to weigh: only where the objective sees prompt speed (autocomplete's time to a whole
+    suggestion) does a bigger ubatch buy anything (fewer per-ubatch fixed costs) for its bigger compute buffer;
+    elsewhere the preset's ubatch stands."""
+    if setup.overrides.ubatch or goals.speed_metric != "completion":
+        return [ubatch]
+    return sorted({ubatch, *(u for u in UBATCH_OPTIONS if u <= batch)}, reverse=True)
+
+
+def _parallel_options(setup: Setup, goals: presets.Goals) -> list[int]:
+    if setup.engine != LLAMA_CPP:
+        return [1]
+    if setup.overrides.parallel:
+        return [setup.overrides.parallel]
+    # most slots first: the search stops at the largest count that fits with every stream above its floor
+    return sorted(goals.parallel_options, reverse=True) if goals.objective == "aggregate" else [goals.parallel]
+
+
+def best_catalog_score(use_case: str) -> float | None:
+    """The use case's best full-precision score in the catalog: the throughput quality floor is a share of it."""
+    scores = [s.score for m in load_models().values() if use_case in m.use_cases
+              if (s := model_score(m.id, use_case)) is not None]
+    return max(scores, default=None)
+
+
+def trials(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> Iterator[Trial]:
+    """Every configuration the search weighs, in the order it tries them: model × quant × slots × context × KV.
+    Quants without a published quality figure are left out unless pinned (they could never be chosen)."""
     goals = presets.goals(setup.use_case, setup.experience)
-    caps = budgets(hw)
     o = setup.overrides
     engine_cfg = _engine_config(setup)
-    parallel = (o.parallel or goals.parallel) if setup.engine == LLAMA_CPP else 1
     ubatch = o.ubatch or goals.ubatch
     # llama-cpp-python with logits_all grows its output buffer to n_batch rows of logits: no bigger than a ubatch
     batch = o.batch or (goals.batch if setup.engine == LLAMA_CPP else ubatch)
+    ubatches = _ubatch_options(setup, goals, min(ubatch, batch), batch)
     fa = o.flash_attn if o.flash_attn is not None else True
-    kv_types = [(o.cache_type_k or t, o.cache_type_v or t) for t in KV_TYPES] if fa else [("f16", "f16")]
-    if o.cache_type_k or o.cache_type_v:
-        kv_types = kv_types[:1]
-    if not fa and kv_types[0][1] not in ("f16", "f32", "bf16"):
-        raise InferformError.single("a quantized V cache needs flash attention",
-                                    hint="remove overrides.flash_attn: false, or use cache_type_v: f16")
+    kv_types = _kv_options(setup, fa)
     repack = repack_types(hw)
-    ranks = {q.name: q.quality_rank for q in load_quant_types().values()}
-    feasible: list[Choice] = []
-    closest: Choice | None = None
-    settled: set[str] = set()  # models whose best quant already fits fully: lower quants cannot beat it
+    pinned_quant = bool(setup.overrides.quant or (setup.model and setup.model.quant != "auto"))
+    pinned_model = bool(setup.model and (setup.model.id or setup.model.file))
+    skip = always_reasoning() if goals.skip_always_reasoning and not pinned_model else frozenset()
+    candidates = []
     for desc, entry, quant, file in _candidates(setup, gguf):
-        key = entry.id if entry else file
-        if key in settled:
+        if (entry.id if entry else None) in skip:
             continue
         model = desc or from_catalog(entry, quant)
+        candidates.append((entry.id if entry else file, model.file_bytes, model, entry, quant, file))
+    # per model, smallest file first: what does not fit at one quant cannot fit at a bigger one, and for the
+    # aggregate objective the first quant that passes every floor beats the bigger ones (search() uses both)
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    for _key, _bytes, model, entry, quant, file in candidates:
+        model_id = entry.id if entry else None
+        score = model_score(model_id, setup.use_case)
+        kept = {kv: retention(model_id, quant, *kv) for kv in kv_types}
+        pinned_kv = bool(o.cache_type_k or o.cache_type_v)
+        if score is not None and not (pinned_quant or pinned_kv):
+            kv_types_here = [kv for kv in kv_types if kept[kv] is not None]
+        else:
+            kv_types_here = kv_types
+        if not kv_types_here:
+            continue
         lb = layer_bytes(model, repack)
         trained = model.context_trained or (entry.context_trained if entry else 4096)
-        contexts = _contexts(setup, trained, goals, parallel)
-        for ctx in contexts:
-            for ctk, ctv in kv_types:
-                cfg = RunConfig(n_ctx=ctx * parallel, parallel=parallel, ubatch=ubatch, batch=batch,
-                                cache_type_k=ctk, cache_type_v=ctv, flash_attn=fa, repack=repack,
-                                tensor_split=tuple(o.tensor_split or ()), **engine_cfg)
-                placement = place(model, cfg, caps, lb, allow_moe_offload=setup.engine == LLAMA_CPP,
-                                  pinned_ngl=o.n_gpu_layers, pinned_cpu_moe=o.n_cpu_moe)
-                speed = predict_speed(model, placement, hw, lb)
-                choice = Choice(model, entry, file, placement, speed, ctx, contexts[0], ranks.get(quant, 0),
-                                speed.generate_tps >= goals.min_generate_tps)
-                if placement.fits:
-                    feasible.append(choice)
-                    complete = (placement.all_on_gpu or not caps.gpu) and choice.meets_floor \
-                        and ctx >= contexts[0] and ctk == "f16"
-                    if complete and setup.experience != "throughput":
-                        settled.add(key)
-                    break  # f16 KV fits: a quantized cache would only lose quality
-                if closest is None or _overshoot(choice, caps) < _overshoot(closest, caps):
-                    closest = choice
-            else:
-                continue
-            break  # the largest context that fits, for this model and quant
+        for parallel in _parallel_options(setup, goals):
+            contexts = _contexts(setup, trained, goals, parallel)
+            for ctx in contexts:
+                for ctk, ctv in kv_types_here:
+                    for ub in ubatches:
+                        cfg = RunConfig(n_ctx=ctx * parallel, parallel=parallel, ubatch=ub, batch=batch,
+                                        cache_type_k=ctk, cache_type_v=ctv, flash_attn=fa, repack=repack,
+                                        tensor_split=tuple(o.tensor_split or ()), **engine_cfg)
+                        yield Trial(model, entry, file, lb, cfg, ctx, contexts[0], score, kept[(ctk, ctv)])
+
+
+def kv_avoided(model: ModelDesc, cfg: RunConfig) -> str | None:
+    """Why a quantized KV cache is not tried with this placement (presets kv_quant_avoid), or None."""
+    if cfg.cache_type_k == "f16" and cfg.cache_type_v == "f16":
+        return None
+    # the measurement is of a GPU run with some experts on the CPU; a CPU-only run is not covered by it
+    experts_in_ram = model.is_moe and cfg.n_gpus > 0 and (cfg.n_cpu_moe > 0 or cfg.n_gpu_layers <= model.n_layers)
+    for rule in presets.kv_quant_avoid():
+        if rule["architecture"] == model.architecture and rule["when"] == "experts_in_ram" and experts_in_ram:
+            return rule["why"]
+    return None
+
+
+def judge(t: Trial, placement: Placement, hw: HardwareProfile, goals: presets.Goals,
+          best_score: float | None) -> Choice:
+    """Speed, quality and the objective's value of one placed configuration."""
+    speed = predict_speed(t.model, placement, hw, t.lb)
+    quality = t.score.score * t.retention.factor if t.score and t.retention else None
+    figures = Scored(quality, speed.generate_tps, speed.prompt_tps, speed.aggregate_generate_tps,
+                     speed.concurrency, t.context_per_slot, t.retention.factor if t.retention else 1.0)
+    return Choice(t.model, t.entry, t.file, placement, speed, t.context_per_slot, t.context_goal,
+                  speed.generate_tps >= goals.min_generate_tps, t.score, t.retention,
+                  evaluate(figures, goals, best_score))
+
+
+def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> tuple[Choice, list[Choice]]:
+    """The chosen configuration and every other feasible one, best first by the experience's objective."""
+    goals = presets.goals(setup.use_case, setup.experience)
+    caps = budgets(hw)
+    o = setup.overrides
+    best_score = best_catalog_score(setup.use_case)
+    feasible: list[Choice] = []
+    closest: tuple[Trial, Placement] | None = None
+    # aggregate objective: more slots and fewer bytes only add tok/s at the same quality standing, so once a
+    # configuration passes every floor, fewer slots of it and bigger quants of its (model, context, KV) cannot win
+    slots_won: set[tuple] = set()  # (file, quant, context, KV, ubatch)
+    quant_won: dict[tuple, int] = {}  # (model, context, KV, ubatch) → most slots that passed every floor at a smaller
+    #                                   quant
+    no_room: set[tuple] = set()  # (model, context, KV, ubatch, slots) that did not fit at a smaller quant
+    for t in trials(setup, hw, gguf):
+        model_key = t.entry.id if t.entry else t.file
+        group = (t.file, t.model.quant, t.context_per_slot, t.cfg.cache_type_k, t.cfg.cache_type_v, t.cfg.ubatch)
+        same_model = (model_key, t.context_per_slot, t.cfg.cache_type_k, t.cfg.cache_type_v, t.cfg.ubatch)
+        if group in slots_won or t.cfg.parallel <= quant_won.get(same_model, 0) \
+                or (*same_model, t.cfg.parallel) in no_room:
+            continue
+        placement = place(t.model, t.cfg, caps, t.lb, allow_moe_offload=setup.engine == LLAMA_CPP,
+                          pinned_ngl=o.n_gpu_layers, pinned_cpu_moe=o.n_cpu_moe)
+        if placement.fits and kv_avoided(t.model, placement.cfg):
+            continue
+        if placement.fits:
+            choice = judge(t, placement, hw, goals, best_score)
+            feasible.append(choice)
+            if goals.objective == "aggregate" and choice.value.above_floor:
+                slots_won.add(group)
+                if choice.value.quality_ok:
+                    quant_won[same_model] = max(quant_won.get(same_model, 0), t.cfg.parallel)
+        else:
+            if o.n_gpu_layers is None and o.n_cpu_moe is None:  # a pinned placement is not the best one
+                no_room.add((*same_model, t.cfg.parallel))
+            if closest is None or _overshoot(placement, caps) < _overshoot(closest[1], caps):
+                closest = (t, placement)  # judged only if nothing fits: the error message names it
     if not feasible:
-        raise _does_not_fit(setup, hw, caps, closest)
-    feasible.sort(key=lambda c: _score(c, goals.prefer, setup.experience), reverse=True)
+        raise _does_not_fit(setup, hw, caps, None if closest is None else judge(*closest, hw, goals, best_score))
+    feasible.sort(key=lambda c: c.value.key, reverse=True)
     return feasible[0], feasible[1:]
 
 
@@ -180,23 +315,9 @@ def _engine_config(setup: Setup) -> dict:
     return {"engine": LLAMA_CPP_PYTHON, "logits_all": logits_all}
 
 
-def _overshoot(c: Choice, caps: Budgets) -> int:
-    mem = c.placement.mem
+def _overshoot(placement: Placement, caps: Budgets) -> int:
+    mem = placement.mem
     return max(mem.gpu.total - caps.gpu_total, 0) + max(mem.host.total - caps.host, 0)
-
-
-def _score(c: Choice, prefer: str, experience: str) -> tuple:
-    ctx_ok = c.context_per_slot >= c.context_goal
-    params = c.entry.params_b if c.entry else 0.0
-    decent = c.quality_rank >= load_quant_types()["Q4_K_M"].quality_rank  # below Q4_K_M quality drops fast
-    kv_full = c.placement.cfg.cache_type_k == "f16"
-    if experience == "throughput":
-        return (c.meets_floor, c.placement.all_on_gpu, ctx_ok, decent, round(c.speed.generate_tps, 0),
-                params, c.quality_rank)
-    if prefer == "quality":
-        return (c.meets_floor, decent, params, c.quality_rank, ctx_ok, kv_full, c.speed.generate_tps)
-    return (c.meets_floor, c.placement.all_on_gpu, ctx_ok, decent, params, c.quality_rank, kv_full,
-            c.speed.generate_tps)
 
 
 def _does_not_fit(setup: Setup, hw: HardwareProfile, caps: Budgets, closest: Choice | None) -> InferformError:
