@@ -126,6 +126,8 @@ def test_plans_keep_their_promises(vram, ram, use_case, experience, model):
         from inferform.errors import InferformError
 
         assert isinstance(exc, InferformError)
+        if not vram:  # CPU only: one placement per configuration, so the referee is cheap here
+            assert brute_force(setup, hw) is None, "the search missed a configuration that fits"
         return
     goals = presets.goals(use_case, experience)
     if goals.objective == "interactive" and not best.value.above_floor:
@@ -168,3 +170,13 @@ def test_latency_leaves_out_models_that_reason_before_every_answer():
     pinned = sorted(reasoning)[0]
     best, _ = search(setup_from(local("coding", "latency", pinned)), machine(8))
     assert best.name == pinned  # a pinned model is planned all the same
+
+
+def test_a_repacked_small_quant_that_does_not_fit_leaves_the_bigger_ones_in_play():
+    """On a CPU-only AVX2 box Q4_K_M carries a CPU_REPACK copy and needs more RAM than Q5_K_M: a Q4_K_M that does
+    not fit must not rule out the bigger quants (the search prunes by file size only where sizes order memory)."""
+    setup = setup_from(local("autocomplete", "latency").replace(CARD_16GB, "target: {kind: local}\n"))
+    hw = machine(0, ram_gib=8)
+    best, _ = search(setup, hw)
+    referee = brute_force(setup, hw)
+    assert best.value.key == referee.value.key

@@ -35,6 +35,14 @@ def fits(mem: MemoryEstimate, budgets: Budgets) -> bool:
     return mem.host.total <= budgets.host
 
 
+def gpu_fits(mem: MemoryEstimate, budgets: Budgets) -> bool:
+    """The GPU side alone: monotone in the placement (more layers or experts on the GPU, more GPU memory), where
+    the whole check is not (RAM fills the other way)."""
+    if budgets.unified:
+        return mem.gpu.total <= budgets.gpu[0]
+    return not any(used > cap for used, cap in zip(mem.per_gpu, budgets.gpu, strict=False))
+
+
 def _held(mem: MemoryEstimate) -> int:
     return mem.gpu.weights + mem.host.weights + mem.gpu.kv + mem.host.kv
 
@@ -91,15 +99,20 @@ def place(model, cfg: RunConfig, budgets: Budgets, lb: LayerBytes, *, allow_moe_
         # weights and KV cache must sit somewhere: more than GPUs and RAM hold together at both extremes of the
         # placement, so no split in between holds them (a bisection would only confirm it, at ~7 estimates)
         return Placement(c, mem, False, False, "weights and KV exceed GPU and host memory together")
+    # The GPU side fits from some point on and RAM up to some point: the fastest placement is the one with the
+    # most on the GPU that the GPU holds, and if RAM does not hold that one it holds none (RAM only fills as
+    # layers or experts leave the GPU). So bisect on the GPU side alone, then check the whole.
     if model.is_moe and allow_moe_offload:
         # experts of the first k layers go to RAM; attention and shared tensors stay on the GPU
-        k = _smallest(0, n, lambda k: fits(trial(n + 1, k)[1], budgets))
+        k = _smallest(0, n, lambda k: gpu_fits(trial(n + 1, k)[1], budgets))
         if k is not None:
             c, mem = trial(n + 1, k)
-            return Placement(c, mem, True, False, f"expert tensors of {k} of {n} layers in RAM")
-    ngl = _bisect(0, n + 1, lambda g: fits(trial(g, 0)[1], budgets))
-    if ngl is None:
-        c, mem = trial(0, 0)
-        return Placement(c, mem, False, False, "does not fit even with every layer in RAM")
-    c, mem = trial(ngl, 0)
-    return Placement(c, mem, True, ngl > n, f"{min(ngl, n)} of {n} layers on the GPU")
+            if fits(mem, budgets):
+                return Placement(c, mem, True, False, f"expert tensors of {k} of {n} layers in RAM")
+    ngl = _bisect(0, n + 1, lambda g: gpu_fits(trial(g, 0)[1], budgets))
+    if ngl is not None:
+        c, mem = trial(ngl, 0)
+        if fits(mem, budgets):
+            return Placement(c, mem, True, ngl > n, f"{min(ngl, n)} of {n} layers on the GPU")
+    c, mem = trial(0, 0)
+    return Placement(c, mem, False, False, "does not fit: the GPU holds too little of it and RAM the rest")

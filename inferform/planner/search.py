@@ -284,10 +284,14 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
             feasible.append(choice)
             if goals.objective == "aggregate" and choice.value.above_floor:
                 slots_won.add(group)
-                if choice.value.quality_ok:
+                # only while memory bound: a compute-bound step costs every quant the same, and a bigger quant
+                # then ties on tok/s and wins on quality
+                if choice.value.quality_ok and "compute" not in choice.speed.aggregate_bound:
                     quant_won[same_model] = max(quant_won.get(same_model, 0), t.cfg.parallel)
         else:
-            if o.n_gpu_layers is None and o.n_cpu_moe is None:  # a pinned placement is not the best one
+            # a pinned placement is not the best one; and on CPU-only x86 some smaller quants take more RAM than
+            # bigger ones (CPU_REPACK copies of Q4_0/Q4_K/IQ4_NL beside the mapped file)
+            if o.n_gpu_layers is None and o.n_cpu_moe is None and not t.cfg.repack:
                 no_room.add((*same_model, t.cfg.parallel))
             if closest is None or _overshoot(placement, caps) < _overshoot(closest[1], caps):
                 closest = (t, placement)  # judged only if nothing fits: the error message names it

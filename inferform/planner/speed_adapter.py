@@ -42,6 +42,7 @@ class SpeedResult(NamedTuple):
     notes: list[str]
     aggregate_generate_tps: float = 0.0  # tokens/s summed over `concurrency` sequences decoding at once
     concurrency: int = 1  # the placement's -np slots
+    aggregate_bound: str = ""  # what bounds the aggregate: memory traffic, or compute at many slots
 
 
 @cache
@@ -169,9 +170,9 @@ def aggregate_generate_tps(model: ModelDesc, placement: Placement, hw: HardwareP
 def predict_speed(model: ModelDesc, placement: Placement, hw: HardwareProfile, lb: LayerBytes) -> SpeedResult:
     result, work, shares, notes = _predict(model, placement, hw, lb)
     n = max(placement.cfg.parallel, 1)
-    aggregate = result.generate_tps
+    aggregate, bound = result.generate_tps, result.bound
     if n > 1:
         aggregate, bound = aggregate_tps(work, result.devices, shares, n)
         notes.append(f"{n} slots decoding at once: {aggregate:.1f} tok/s in all ({aggregate / n:.1f} each), "
                      f"bound by {bound}")
-    return SpeedResult(result.prompt_tps, result.generate_tps, result.bound, notes, aggregate, n)
+    return SpeedResult(result.prompt_tps, result.generate_tps, result.bound, notes, aggregate, n, bound)
