@@ -180,3 +180,16 @@ def test_a_repacked_small_quant_that_does_not_fit_leaves_the_bigger_ones_in_play
     best, _ = search(setup, hw)
     referee = brute_force(setup, hw)
     assert best.value.key == referee.value.key
+
+
+def test_cloud_alternatives_are_priced_on_the_chosen_instance():
+    from inferform.cloud.prices import CatalogPrices
+
+    setup = setup_from("name: s\nuse_case: extraction\nexperience: throughput\ntarget: {kind: aws-spot, region: "
+                       "us-east-1, instance_type: auto, max_price_per_hour: 6.0, ttl: 3h, allowed_cidrs: "
+                       "[203.0.113.7/32]}\nmodel: {id: llama-3.3-70b-instruct}\ncontext: 16384\n"
+                       "serve: {host: 0.0.0.0, port: 8080}\n")
+    plan = plan_cloud(setup, None, None, CatalogPrices())
+    assert plan.alternatives
+    for a in plan.alternatives:
+        assert a.usd_per_mtok == round(plan.cost.usd_per_hour / (a.aggregate_generate_tps * 3600) * 1e6, 4)

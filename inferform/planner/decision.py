@@ -128,9 +128,10 @@ def _knob(goal: str, change: str, new: Choice, now: Choice) -> Knob:
 
 
 def _with_quant(setup: Setup, chosen: Choice, quant: str) -> Setup:
+    """The setup pinned to the chosen catalog model at another quant (and that quant's catalog file)."""
     model = setup.model or ModelSpec(id=chosen.entry.id)
-    return setup.model_copy(update={"model": model.model_copy(update={"id": chosen.entry.id, "quant": quant}),
-                                    "overrides": setup.overrides.model_copy(update={"quant": None})})
+    pinned = model.model_copy(update={"id": chosen.entry.id, "quant": quant, "file": None, "sha256": None})
+    return setup.model_copy(update={"model": pinned, "overrides": setup.overrides.model_copy(update={"quant": None})})
 
 
 def _quant_neighbours(chosen: Choice) -> tuple[str | None, str | None]:
@@ -150,13 +151,14 @@ def _quant_neighbours(chosen: Choice) -> tuple[str | None, str | None]:
 def knobs(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None, chosen: Choice) -> list[Knob]:
     """Each knob is the plan re-made with one thing turned; only the ones that fit are kept."""
     out: list[Knob] = []
-    bigger, smaller = _quant_neighbours(chosen)
+    # a GGUF file at hand is one quant: the catalog's other quants are other files, not knobs of this one
+    bigger, smaller = _quant_neighbours(chosen) if gguf is None else (None, None)
     pinned_model = setup.model is not None and setup.model.id is not None
     keep = setup if pinned_model or chosen.entry is None else _with_quant(setup, chosen, "auto")
     for goal, quant in (("more quality", bigger), ("more speed", smaller)):
         if quant and (new := _replan(_with_quant(keep, chosen, quant), hw, gguf)) is not None:
             out.append(_knob(goal, f"model.quant: {quant}", new, chosen))
-    base = keep if chosen.entry is None else _with_quant(keep, chosen, chosen.model.quant)
+    base = keep if chosen.entry is None or gguf is not None else _with_quant(keep, chosen, chosen.model.quant)
     cfg = chosen.placement.cfg
     o = base.overrides
     if not (o.cache_type_k or o.cache_type_v) and cfg.flash_attn:

@@ -72,7 +72,11 @@ def _priced(plan: Plan, setup: Setup, instance_type: str, market: str, region: s
     tps = plan.speed.aggregate_generate_tps or plan.speed.generate_tps
     cost = CostOut(usd_per_hour=price, usd_per_mtok=usd_per_mtok(price, tps),
                    price_source=source, free_tier=setup.target.kind == "free-trial", runner_ups=runner_ups)
-    return plan.model_copy(update={"target": target, "cost": cost, "explanations": [*why, *plan.explanations]})
+    # the configurations the plan beat ran on this same instance: priced at its $/h and their own aggregate speed
+    alternatives = [a.model_copy(update={"usd_per_mtok": usd_per_mtok(price, a.aggregate_generate_tps)})
+                    for a in plan.alternatives]
+    return plan.model_copy(update={"target": target, "cost": cost, "alternatives": alternatives,
+                                   "explanations": [*why, *plan.explanations]})
 
 
 def explain_choice(ic: InstanceChoice, plan: Plan, setup: Setup) -> list[str]:
