@@ -55,14 +55,20 @@ def read_data(relative: str) -> Any:
     except (OSError, ValueError):
         pass
     data = _jsonable(_parse_yaml(path))
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, cached)
-    except OSError:
-        pass  # a read-only cache dir only costs speed
+    write_cache_json(cached, data)
     return data
+
+
+def write_cache_json(path: Path, data: Any) -> None:
+    """Write a cache entry atomically (a concurrent reader sees the old file or the new one); a read-only cache
+    dir only costs speed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def validated(name: str, data: list[str], build: Callable[[], T]) -> T:

@@ -9,11 +9,11 @@ computed now, never read back. A miss, or a named type that no longer fits, runs
 """
 
 import json
-import os
 import zlib
 from pathlib import Path
 from typing import Any
 
+from inferform.catalog.files import write_cache_json
 from inferform.dirs import cache_dir
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -59,11 +59,4 @@ def load(k: str) -> dict[str, Any] | None:
 
 
 def store(k: str, record: dict[str, Any]) -> None:
-    path = _path(k)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache dir only costs time
+    write_cache_json(_path(k), record)
