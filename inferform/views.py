@@ -57,7 +57,7 @@ def fits_rows(spec: Any, choices: list[Any]) -> list[dict[str, Any]]:
     """One row per model (its best configuration), ranked by the experience's objective."""
     seen, rows = set(), []
     for c in choices:
-        model_id = c.entry.id if c.entry else c.model.architecture
+        model_id = c.name
         if model_id in seen:
             continue
         seen.add(model_id)

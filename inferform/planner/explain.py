@@ -16,7 +16,7 @@ def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[C
     m, p, cfg = c.model, c.placement, c.placement.cfg
     mem = p.mem
     lines = []
-    name = c.entry.id if c.entry else m.architecture
+    name = c.name
     src = "read from the GGUF header" if m.source == "gguf" else "estimated from the catalog's shapes"
     lines.append(f"model {name} {m.quant}: {g(m.weight_bytes)} of weights in {len(m.tensors)} tensors ({src})")
     lines.append(f"objective ({'above' if c.value.above_floor else 'below'} the floor): {exchange_rate(goals)}")

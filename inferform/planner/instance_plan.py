@@ -92,7 +92,7 @@ def explain_choice(ic: InstanceChoice, plan: Plan, setup: Setup) -> list[str]:
     price = (f"free while free-tier hours/credits last, then {usd(c.usd_per_hour)}/h on-demand "
              f"({c.generate_tps:.1f} tok/s → {mtok})" if free
              else f"{usd(c.usd_per_hour)}/h, {c.generate_tps:.1f} tok/s → {mtok}")
-    if ic.need.min_generate_tps and presets.goals(setup.use_case, setup.experience).objective == "aggregate":
+    if presets.goals(setup.use_case, setup.experience).objective == "aggregate":
         line = (f"{c.row.type}: the lowest $/Mtok of the {kind} types in {ic.region} under the cap, running {what} "
                 f"at {c.aggregate_tps:.1f} tok/s over all slots: {usd(c.usd_per_hour)}/h → {mtok}")
     elif c.meets_floor:

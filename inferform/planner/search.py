@@ -5,6 +5,7 @@ raises InferformError saying what would make the setup fit.
 """
 
 from collections.abc import Iterator
+from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.models import ModelEntry, find_model, load_models
@@ -41,13 +42,16 @@ class Choice(NamedTuple):
     @property
     def quality(self) -> float | None:
         """Benchmark points for the use case after quantization; None when unknown."""
-        if self.score is None or self.retention is None:
-            return None
-        return self.score.score * self.retention.factor
+        return points(self.score, self.retention)
 
     @property
     def name(self) -> str:
         return self.entry.id if self.entry else self.model.architecture
+
+
+def points(score: Score | None, kept: Retention | None) -> float | None:
+    """Quality points: the full-precision score times what the quant and KV type keep; None when either is unknown."""
+    return None if score is None or kept is None else score.score * kept.factor
 
 
 class Trial(NamedTuple):
@@ -100,7 +104,7 @@ def quant_from_gguf(info: GGUFInfo, fallback: str) -> str:
 
 
 def _candidates(setup: Setup, gguf: GGUFInfo | None) -> list[tuple[ModelDesc | None, ModelEntry | None, str, str]]:
-    """(description if already known, catalog entry, quant, file) in the order worth trying."""
+    """(description if already known, catalog entry, quant, file) for every model and quant the setup allows."""
     spec = setup.model
     pinned = setup.overrides.quant or (spec.quant if spec and spec.quant != "auto" else None)
     entry = find_model(spec.id) if spec and spec.id else None
@@ -113,11 +117,10 @@ def _candidates(setup: Setup, gguf: GGUFInfo | None) -> list[tuple[ModelDesc | N
             "the planner needs the model's shapes: give model.id for a remote file, or a local GGUF path",
             hint="inferform models lists catalog ids; a downloaded file can be given as model.file: ./x.gguf")
     entries = [entry] if entry else [m for m in load_models().values() if setup.use_case in m.use_cases]
-    ranks = {q.name: q.quality_rank for q in load_quant_types().values()}
     out = []
     for e in entries:
         quants = [pinned.upper()] if pinned else [q.quant for q in e.quants]
-        for q in sorted(quants, key=lambda name: -ranks.get(name, 0)):
+        for q in quants:  # trials() orders them (smallest file first)
             listed = e.quant(q)
             file = spec.file if spec and spec.file else (listed.file if listed else f"{e.id}:{q}")
             out.append((None, e, q, file))
@@ -174,6 +177,7 @@ def _parallel_options(setup: Setup, goals: presets.Goals) -> list[int]:
     return sorted(goals.parallel_options, reverse=True) if goals.objective == "aggregate" else [goals.parallel]
 
 
+@cache  # per use case and process: every search of a cloud scan asks again
 def best_catalog_score(use_case: str) -> float | None:
     """The use case's best full-precision score in the catalog: the throughput quality floor is a share of it."""
     scores = [s.score for m in load_models().values() if use_case in m.use_cases
@@ -246,8 +250,7 @@ def judge(t: Trial, placement: Placement, hw: HardwareProfile, goals: presets.Go
           best_score: float | None) -> Choice:
     """Speed, quality and the objective's value of one placed configuration."""
     speed = predict_speed(t.model, placement, hw, t.lb)
-    quality = t.score.score * t.retention.factor if t.score and t.retention else None
-    figures = Scored(quality, speed.generate_tps, speed.prompt_tps, speed.aggregate_generate_tps,
+    figures = Scored(points(t.score, t.retention), speed.generate_tps, speed.prompt_tps, speed.aggregate_generate_tps,
                      speed.concurrency, t.context_per_slot, t.retention.factor if t.retention else 1.0)
     return Choice(t.model, t.entry, t.file, placement, speed, t.context_per_slot, t.context_goal,
                   speed.generate_tps >= goals.min_generate_tps, t.score, t.retention,
@@ -330,7 +333,7 @@ def _does_not_fit(setup: Setup, hw: HardwareProfile, caps: Budgets, closest: Cho
         return InferformError.single(f"{setup.name}: no catalog model suits use_case {setup.use_case}")
     mem = closest.placement.mem
     m = closest.model
-    name = closest.entry.id if closest.entry else m.architecture
+    name = closest.name
     kv = closest.placement.cfg.cache_type_k
     parts = [f"the closest option, {name} {m.quant} at {closest.context_per_slot:,} tokens with a {kv} KV cache"]
     short = 0
