@@ -203,20 +203,21 @@ def render(setup: SetupArg,
         typer.echo(f"wrote {path}")
 
 
-def _progress():
-    """A rich progress line fed by ansible-runner events: the task being run, and how many have run."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def _progress(local_backend: str | None = None):
+    """The progress line; `local_backend`: the target is this machine, so that backend's build log is watched."""
+    from inferform.progress import PlaybookProgress
 
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("[dim]{task.completed} tasks"),
-                        TimeElapsedColumn(), transient=False)
-    task = progress.add_task("starting", total=None)
+    watch = {}
+    if local_backend:
+        from inferform.dirs import cache_dir
+        from inferform.engines.build import PINNED
 
-    def on_event(event: dict) -> None:
-        data = event.get("event_data", {})
-        if event.get("event") == "playbook_on_task_start":
-            progress.update(task, description=data.get("task", ""), advance=1)
-
-    return progress, on_event
+        cache = cache_dir()
+        watch = {"Build llama-server": cache / "llama.cpp" / f"{PINNED}-{local_backend}" / "build.log",
+                 "Build the llama-cpp-python venv": cache / "venvs" / f"llama-cpp-python-{PINNED}-{local_backend}"
+                 / "install.log"}
+    shown = PlaybookProgress(watch)
+    return shown, shown.on_event
 
 
 @app.command()
@@ -224,11 +225,12 @@ def apply(setup: SetupArg,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan diff and rendered files; "
                                                                   "change nothing.")] = False) -> None:
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
-    from inferform.apply.state import read_state
+    from inferform.apply.state import check_owner, read_state
     from inferform.plan_diff import diff_lines
 
     spec, result = _plan_for(setup)
     previous = read_state(spec.name)
+    check_owner(previous, setup)
     lines = diff_lines(previous.plan if previous else None, result.model_dump(mode="json"))
     for line in lines:
         typer.echo(line)
@@ -248,12 +250,17 @@ def apply(setup: SetupArg,
     from inferform.apply.local import apply_plan
 
     connection = from_setup(spec, setup)
-    progress, on_event = _progress()
+    progress, on_event = _progress(None if connection.is_ssh else "cuda" if result.target.gpus else "cpu")
     with progress:
         state, changed = apply_plan(result, setup, sha256=spec.model.sha256 if spec.model else None,
-                                    on_event=on_event, connection=connection)
-    typer.echo(f"applied {spec.name} on {connection.where()}: {changed} changed; serving {state.endpoint} "
-               f"(pid {state.pid})")
+                                    on_event=on_event, connection=connection,
+                                    on_swap=lambda swap: typer.echo(f"swap: {swap.why}"))
+    if previous is not None and state.applied_at == previous.applied_at:
+        typer.echo(f"no changes: {spec.name} serves {state.endpoint} (pid {state.pid}) as applied at "
+                   f"{state.applied_at:%Y-%m-%d %H:%M:%S} UTC")
+    else:
+        typer.echo(f"applied {spec.name} on {connection.where()}: {changed} changed; serving {state.endpoint} "
+                   f"(pid {state.pid})")
     typer.echo(f"stop it with: inferform destroy {setup}")
 
 
@@ -275,11 +282,12 @@ def _apply_cloud(spec, result, setup: str) -> None:
 def destroy(setup: SetupArg,
             purge: Annotated[bool, typer.Option(help="Also delete the downloaded model file.")] = False) -> None:
     """Stop what apply started and remove what it created (shared caches stay unless --purge)."""
-    from inferform.apply.state import read_state
+    from inferform.apply.state import check_owner, read_state
     from inferform.spec import load_setup
 
     spec = load_setup(setup)
     name, state = spec.name, read_state(spec.name)
+    check_owner(state, setup)
     # what was applied decides; with no state (a failed `pulumi up` leaves a stack), the setup file does
     if (state.target == "aws") if state else spec.target.is_cloud:
         from inferform.apply.cloud import destroy_cloud
@@ -293,9 +301,12 @@ def destroy(setup: SetupArg,
     from inferform.apply.local import destroy_setup
 
     progress, on_event = _progress()
+    kept_for: list[str] = []
     with progress:
-        done = destroy_setup(name, on_event=on_event, purge=purge)
+        done = destroy_setup(name, on_event=on_event, purge=purge, kept_for=kept_for)
     typer.echo(f"destroyed {name}" if done else f"nothing applied for {name}")
+    if kept_for:
+        typer.echo(f"the model file was kept: {', '.join(kept_for)} serve{'s' if len(kept_for) == 1 else ''} it")
 
 
 @app.command()

@@ -148,7 +148,7 @@ def read_gguf(path: str | Path) -> GGUFInfo:
         raise InferformError.single(f"cannot read GGUF: {exc}", file=path) from None
 
 
-CACHE_FORMAT = 2  # bump when GGUFInfo or Tensor changes shape: an older inferform must not read newer pickles
+CACHE_FORMAT = 3  # bump when GGUFInfo or Tensor changes shape: an older inferform must not read newer pickles
 
 
 def _cache_file(path: str, stat: os.stat_result) -> Path:
@@ -199,12 +199,13 @@ def _parse(buf: Any, path: str) -> GGUFInfo:
             lengths[key] = length
     types = {t.id: t for t in load_ggml_types().values()}
     tensors = []
+    data_end = 0
     for _ in range(n_tensors):
         name = cur.string()
         n_dims = cur.unpack("<I")
         shape = tuple(cur.unpack("<Q") for _ in range(n_dims))
         type_id = cur.unpack("<I")
-        cur.unpack("<Q")  # offset within the data section
+        offset = cur.unpack("<Q")  # within the data section
         ggml = types.get(type_id)
         if ggml is None:
             raise InferformError.single(f"tensor {name} has unknown ggml type id {type_id}", file=path)
@@ -212,4 +213,18 @@ def _parse(buf: Any, path: str) -> GGUFInfo:
         for dim in shape:
             elements *= dim
         tensors.append(Tensor.of(name, shape, ggml.name, elements // ggml.block_size * ggml.type_size))
+        data_end = max(data_end, offset + tensors[-1].n_bytes)
+    _check_complete(cur.pos, data_end, int(metadata.get("general.alignment", 32) or 32), len(buf), path)
     return GGUFInfo(path, version, metadata, lengths, tensors, file_bytes=len(buf))
+
+
+def _check_complete(header_end: int, data_end: int, alignment: int, size: int, path: str) -> None:
+    """Refuse a file that ends before its last tensor: llama.cpp would refuse it only at load time ("tensor data
+    is not within the file bounds"), which for a re-apply comes after the running server was replaced. The data
+    section starts at the header's end, aligned to general.alignment."""
+    needed = -(-header_end // alignment) * alignment + data_end
+    if size < needed:
+        raise InferformError.single(
+            f"GGUF file is truncated: its header describes {needed:,} bytes of tensors and header, and the file "
+            f"has {size:,} bytes", file=path, hint="download or copy the file again (an interrupted transfer "
+                                                   "leaves a file like this); inferform verifies size and sha256")

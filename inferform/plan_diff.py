@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-IGNORED = {"explanations", "knobs", "_render_dir"}
+IGNORED = {"explanations", "knobs", "alternatives", "_render_dir"}
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -23,14 +23,47 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
+def _flags(argv: list[str]) -> dict[str, str | None]:
+    """An engine command line as flag → value (None for a bare switch), the program itself under ""."""
+    out: dict[str, str | None] = {"": argv[0] if argv else None}
+    i = 1
+    while i < len(argv):
+        flag = argv[i]
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        takes = value is not None and not (value.startswith("-") and not value.lstrip("-").replace(".", "").isdigit())
+        out[flag] = value if takes else None
+        i += 2 if takes else 1
+    return out
+
+
+def _argv_lines(key: str, old: list[str], new: list[str]) -> list[str]:
+    """A changed command line as the flags that changed, as terraform shows changed attributes of a resource."""
+    before, after = _flags(old), _flags(new)
+    lines = []
+    for flag in [*before, *(f for f in after if f not in before)]:
+        name = f"{key} {flag}".rstrip()
+        if flag not in after:
+            lines.append(f"- {name}" + (f" {before[flag]}" if before[flag] is not None else ""))
+        elif flag not in before:
+            lines.append(f"+ {name}" + (f" {after[flag]}" if after[flag] is not None else ""))
+        elif before[flag] != after[flag]:
+            lines.append(f"~ {name}: {before[flag]} → {after[flag]}")
+    return lines
+
+
 def diff_lines(old: dict | None, new: dict) -> list[str]:
-    """'+ key: value' for a first apply; '~ key: old → new' per changed leaf; 'no changes' when equal."""
+    """'+ key: value' for a first apply; '~ key: old → new' per changed leaf; 'no changes' when equal. A command
+    line (a list of strings under `argv`) is diffed flag by flag."""
     if old is None:
         return [f"+ {new['setup']}: new ({new['model']['id'] or new['model']['file']} {new['model']['quant']}, "
                 f"{new['engine']['name']})"]
     before, after = _flatten(old), _flatten(new)
     lines = []
     for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
+        if before.get(key) == after.get(key):
+            continue
+        if key.endswith("argv") and isinstance(before.get(key), list) and isinstance(after.get(key), list):
+            lines.extend(_argv_lines(key, before[key], after[key]))
+        else:
             lines.append(f"~ {key}: {before.get(key)!r} → {after.get(key)!r}")
     return lines or ["no changes"]

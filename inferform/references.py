@@ -21,6 +21,23 @@ def model_file_path(setup_file: str, file: str) -> Path | None:
     return path if path.is_absolute() else Path(setup_file).resolve().parent / path
 
 
+def _not_a_file(path: Path) -> str:
+    """Why a path that is no regular file cannot be a model: a FIFO or a device would be read forever."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a directory; name the .gguf file in it"
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+    return f"is {kind}, not a regular file; a model is a .gguf file"
+
+
 def find_problems(setup: Setup, located: Located) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -36,7 +53,7 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
         if setup.model.file is not None:
             path = model_file_path(located.file, setup.model.file)
             if path is not None and not path.is_file():
-                add(f"model file {str(path)!r} does not exist", ("model", "file"),
+                add(f"model file {str(path)!r} {_not_a_file(path)}", ("model", "file"),
                     "check the path (relative paths are relative to the setup file), or use hf://org/repo/file.gguf")
     for where, quant in ((("model", "quant"), setup.model.quant if setup.model else "auto"),
                          (("overrides", "quant"), setup.overrides.quant)):
@@ -54,6 +71,10 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
         if setup.target.instance_type not in types:
             add(f"unknown instance type {setup.target.instance_type!r}", ("target", "instance_type"),
                 did_you_mean(setup.target.instance_type, types) or "use instance_type: auto")
+    if setup.target.is_cloud and setup.serve.is_loopback:
+        add(f"serve.host is {setup.serve.host}: on a cloud instance the endpoint would be unreachable from outside "
+            "it", ("serve", "host"), "leave serve.host out, or set 0.0.0.0: apply generates an API key and the "
+                                     "security group admits only target.allowed_cidrs")
     if setup.engine == "llama-cpp-python":
         for knob in ("n_cpu_moe", "tensor_split"):
             if getattr(setup.overrides, knob) is not None:

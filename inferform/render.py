@@ -56,6 +56,7 @@ def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
     unset_env, key_env = _launch_env(plan)
     values = {"setup": plan.setup, "plan_hash": plan_hash(plan), "argv": plan.engine.argv, "engine": plan.engine.name,
               "unset_env": unset_env, "key_env": key_env,
+              "serve_host": plan.serve["host"], "serve_port": plan.serve["port"],
               "model_dir": model_dir, "endpoint": f"http://{plan.serve['host']}:{plan.serve['port']}/v1",
               "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
     written = []

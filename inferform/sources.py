@@ -11,7 +11,10 @@ from inferform.references import model_file_path
 
 
 def _package_dir(package: str) -> Path | None:
-    spec = importlib.util.find_spec(package.replace("-", "_"))
+    try:
+        spec = importlib.util.find_spec(package.replace("-", "_"))
+    except (ImportError, ValueError):  # not an importable name: no such package here
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))

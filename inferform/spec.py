@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from inferform.errors import InferformError, Problem, did_you_mean
-from inferform.yamlpos import Located, load_yaml, read_text
+from inferform.yamlpos import Located, from_cache, load_yaml, read_text, remember
 
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
@@ -35,9 +35,10 @@ MAX_CONTEXT = 10_485_760  # 10M tokens: beyond any model's trained context
 
 
 class Strict(BaseModel):
-    """Base for every setup model: unknown keys are errors, not silently ignored."""
+    """Base for every setup model: unknown keys are errors, not silently ignored, and values keep their YAML
+    type (strict): `port: true` is not the number 1, nor `count: "2"` the number 2."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class GpuSpec(Strict):
@@ -202,8 +203,9 @@ class ModelSpec(Strict):
             raise ValueError("plain http:// is not accepted; use https:// with a sha256")
         if value.startswith("hf://") and value.count("/") < 4:
             raise ValueError(f"{value!r} is not hf://org/repo/file.gguf")
-        if value.startswith("pypi://") and not re.match(r"^pypi://[A-Za-z0-9._-]+$", value):
-            raise ValueError(f"{value!r} is not pypi://<package-name>")
+        if value.startswith("pypi://") and not re.match(r"^pypi://[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", value):
+            raise ValueError(f"{value!r} is not pypi://<package-name> (a PyPI name: letters, digits, '.', '_' and "
+                             "'-', starting and ending with a letter or digit)")
         if "://" in value and not value.startswith(("hf://", "https://", "pypi://", "file://")):
             scheme = value.split("://", 1)[0]
             raise ValueError(f"unknown scheme {scheme}://; valid: hf://, https://, pypi://, or a file path")
@@ -264,6 +266,13 @@ class Overrides(Strict):
     def _quant_alias(cls, value: str | None) -> str | None:
         return normal_quant(value)
 
+    @model_validator(mode="after")
+    def _ubatch_within_batch(self) -> "Overrides":
+        if self.batch is not None and self.ubatch is not None and self.ubatch > self.batch:
+            raise ValueError(f"ubatch ({self.ubatch}) is larger than batch ({self.batch}): llama.cpp runs at most "
+                             f"batch tokens per step, so it would quietly use ubatch {self.batch}; set ubatch ≤ batch")
+        return self
+
 
 def _context(value: Any) -> Any:
     if value == "auto":
@@ -289,6 +298,15 @@ class Setup(Strict):
     engine: EngineName = Field("llama.cpp", description="llama.cpp (llama-server) or llama-cpp-python.")
     serve: Serve = Field(Serve(), description="Where the endpoint listens.")
     overrides: Overrides = Field(Overrides(), description="Pin any planned value.")
+
+    @model_validator(mode="after")
+    def _cloud_serves_beyond_loopback(self) -> "Setup":
+        """A cloud instance's loopback is unreachable from the user: a cloud setup that names no serve.host serves
+        on every address, behind the API key apply generates and the security group's allowed_cidrs. An explicit
+        loopback host on a cloud target is refused by validate (references.py), at its line."""
+        if self.target.is_cloud and "host" not in self.serve.model_fields_set:
+            self.serve = Serve(host="0.0.0.0", port=self.serve.port)
+        return self
 
     @field_validator("name", mode="before")
     @classmethod
@@ -399,8 +417,14 @@ def parse_setup(located: Located) -> Setup:
 
 
 def load_setup_located(path: str) -> tuple[Setup, Located]:
-    located = load_yaml(read_text(path), path)
-    return parse_setup(located), located
+    text = read_text(path)
+    located = from_cache(text, path)
+    if located is not None:
+        return parse_setup(located), located
+    located = load_yaml(text, path)
+    setup = parse_setup(located)
+    remember(text, located)
+    return setup, located
 
 
 def load_setup(path: str) -> Setup:

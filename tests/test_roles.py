@@ -214,17 +214,19 @@ def test_apply_serves_reapply_changes_nothing_destroy_frees_the_port(demo: dict[
     reply = client.chat.completions.create(model="demo", max_tokens=16,
                                            messages=[{"role": "user", "content": "Say hello."}])
     assert reply.choices[0].message.content
-    pid = int((state_dir / "server.pid").read_text())
-    assert str(first.artifacts["inferform_service_pid"]) == str(pid), "the role reports the pid it started"
+    front = int((state_dir / "server.pid").read_text())  # the front owns the port and runs the engine
+    pid = int(first.artifacts["inferform_service_pid"])
+    assert pid != front and alive(pid), "the role reports the engine's pid"
+    assert json.loads((state_dir / "backend.json").read_text())["pid"] == pid
 
     second, _ = _run("apply", demo["vars"])
     assert second.changed == 0, "re-applying the same plan must change nothing"
-    assert int((state_dir / "server.pid").read_text()) == pid, "re-apply restarted the server"
-    assert str(second.artifacts["inferform_service_pid"]) == str(pid), "and the pid it found running"
+    assert int((state_dir / "server.pid").read_text()) == front, "re-apply restarted the front"
+    assert str(second.artifacts["inferform_service_pid"]) == str(pid), "and the engine it found serving"
 
     _run("destroy", demo["vars"])
     assert not (state_dir / "server.pid").exists()
-    assert not alive(pid)
+    assert not alive(pid) and not alive(front)
     assert not port_open(port)
     again, _ = _run("destroy", demo["vars"])
     assert again.changed == 0

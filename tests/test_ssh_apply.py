@@ -29,6 +29,7 @@ from inferform.apply.connection import Connection, from_setup, from_state, state
 from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, state_root, write_state
 from inferform.errors import InferformError
 from inferform.planner.compose import model_filename
+from inferform.render import plan_hash
 from tests.conftest import REAL_CACHE, ROOT
 from tests.processes import alive, free_port, port_open
 
@@ -196,6 +197,10 @@ def test_apply_refuses_to_move_a_setup_to_another_host(tmp_path: Path) -> None:
 
 
 
+def cmdline_words(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
 def _listening(port: int) -> list[int]:
     """Pids of this user's processes whose command line carries --port PORT (what supervise.sh calls ours)."""
     found = []
@@ -279,8 +284,11 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     assert "Accepted publickey" in sshd["log"].read_text(), "the roles ran through sshd"
     # The server's files are where the target's paths say, and only there.
     remote_state = remote / "state" / "inferform" / "demo"
+    generation = remote_state / "gen" / plan_hash(plan)
     for name in ("run.sh", "engine.env", "service.env", "server.log"):
-        assert (remote_state / name).is_file(), name
+        assert (generation / name).is_file(), name
+    assert (remote_state / "server.log").resolve() == (generation / "server.log").resolve()
+    assert (remote_state / "front.sh").is_file() and (remote_state / "current").read_text().strip() == plan_hash(plan)
     assert stat.S_IMODE((remote_state / "api-key").stat().st_mode) == 0o600
     local_state = setup_dir("demo")
     assert local_state != remote_state and not (local_state / "run.sh").exists()
@@ -296,7 +304,9 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     assert json.loads(state_text)["ssh_key_file"] == str(sshd["key"])
 
     assert state.endpoint == f"http://127.0.0.1:{serve_port}/v1"
-    assert state.pid and alive(state.pid) and _listening(serve_port) == [state.pid]
+    front = int((remote_state / "server.pid").read_text())
+    assert state.pid and alive(state.pid) and _listening(serve_port) == [front], "the front owns the port"
+    assert "front.py" in " ".join(cmdline_words(front)) and "llama-server" in " ".join(cmdline_words(state.pid))
     with pytest.raises(APIStatusError) as denied:
         OpenAI(base_url=state.endpoint, api_key="wrong", max_retries=0).chat.completions.create(
             model="demo", max_tokens=4, messages=[{"role": "user", "content": "hi"}])
@@ -320,8 +330,8 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     model_file = remote / "cache" / "inferform" / "models" / model_filename(plan.model.file)
     gone = cli("destroy", str(setup), "--purge")
     assert gone.code == 0 and "destroyed demo" in gone.out, gone.err
-    assert not alive(state.pid) and _listening(serve_port) == [] and not port_open(serve_port)
-    assert not (remote_state / "run.sh").exists() and not (remote_state / "server.pid").exists()
+    assert not alive(state.pid) and not alive(front) and _listening(serve_port) == [] and not port_open(serve_port)
+    assert not (remote_state / "gen").exists() and not (remote_state / "server.pid").exists()
     assert not model_file.exists(), "--purge removes the model file on the target"
     assert read_state("demo") is None and not (local_state / "api-key").exists()
     assert cli("destroy", str(setup)).out.strip().endswith("nothing applied for demo")

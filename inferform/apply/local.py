@@ -8,13 +8,24 @@ rendered configuration, so the old server is serving again, and the error carrie
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from inferform.apply.connection import LOCAL, Connection, from_state, state_fields
-from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
+from inferform.apply.state import (
+    AppliedState,
+    api_key_file,
+    read_state,
+    run_record,
+    setup_dir,
+    setup_lock,
+    write_state,
+)
+from inferform.apply.swap import GRACE_S, Swap, decide
 from inferform.dirs import cache_dir as user_cache_dir
 from inferform.engines.build import PINNED
 from inferform.errors import EXIT_FAILURE, InferformError
@@ -23,6 +34,7 @@ from inferform.planner.compose import model_filename
 from inferform.render import plan_hash, render
 
 LOG_TAIL = 20
+STILL_SERVES = "The previous configuration still serves"  # the service role's words when a switch failed
 
 
 def cache_dir() -> Path:
@@ -55,7 +67,7 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
         "inferform_engine_cache_dir": cache,
         "inferform_model_source": plan.model.file,
         "inferform_model_dir": models,
-        "inferform_model_filename": model_filename(plan.model.file),
+        "inferform_model_filename": model_filename(plan.model.file, sha256),
         "inferform_model_sha256": sha256 or "",
         "inferform_model_bytes": file_bytes or 0,
         "inferform_model_space_bytes": plan.model.file_bytes or 0,
@@ -68,6 +80,7 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
         "inferform_service_port": int(plan.serve["port"]),
         "inferform_service_state": state,
         "inferform_service_health_path": health,
+        "inferform_service_generation": plan_hash(plan),
     }
 
 
@@ -124,7 +137,8 @@ def _clean_up(variables: dict, hosts: str, on_event: Callable[[dict], None] | No
     from inferform.apply.runner import playbook_path, run_playbook
 
     cleanup = {**variables, "inferform_service_state": "absent", "inferform_service_port_check": False}
-    done = run_playbook(playbook_path("destroy"), cleanup, hosts, on_event=on_event)
+    done = run_playbook(playbook_path("destroy"), cleanup, hosts, on_event=on_event,
+                        run_record=run_record(variables["inferform_service_name"]))
     if done.rc != 0:
         return "\nremoving what this apply placed failed too: " + _failure(done, "clean-up")
     return "\nnothing was left running; what this apply placed was removed"
@@ -144,7 +158,7 @@ def _roll_back(previous: AppliedState, hosts: str, on_event: Callable[[dict], No
     old_vars = extravars(old, back, sha256=previous.plan.get("_sha256"), file_bytes=None, connection=connection)
     if previous.api_key_file:
         old_vars["inferform_service_api_key_file"] = previous.api_key_file
-    done = run_playbook(playbook_path("apply"), old_vars, hosts, on_event=on_event)
+    done = run_playbook(playbook_path("apply"), old_vars, hosts, on_event=on_event, run_record=run_record(old.setup))
     pid = str(done.artifacts.get("inferform_service_pid") or "")
     if done.rc == 0 and pid.isdigit() and int(pid) != previous.pid:
         write_state(previous.model_copy(update={"pid": int(pid)}))  # the restarted server, so status tells true
@@ -154,14 +168,60 @@ def _roll_back(previous: AppliedState, hosts: str, on_event: Callable[[dict], No
     return f"\nthe previous configuration ({previous.plan_hash}) was brought back and is serving {previous.endpoint}"
 
 
+def _serving_as_recorded(previous: AppliedState, plan: Plan, connection: Connection) -> bool:
+    """terraform's "no changes" without running a playbook: the same plan is applied, and a cheap refresh finds it
+    served as recorded (the front alive with this port on its command line and serving this plan's generation, its
+    engine alive, /health answering 200 through the front, the model file and the placed files in place). Anything
+    else runs the roles, which repair what drifted. Local only: on an SSH target the refresh would cost what the
+    playbook costs."""
+    from inferform.apply.status import describe
+
+    if connection.is_ssh or previous.plan_hash != plan_hash(plan):
+        return False
+    placed = setup_dir(plan.setup)
+    try:
+        serving = json.loads((placed / "backend.json").read_text())
+        with open(f"/proc/{int(serving['front_pid'])}/cmdline", "rb") as handle:
+            args = handle.read().split(b"\0")
+        engine_alive = os.path.exists(f"/proc/{int(serving['pid'])}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    port = str(plan.serve["port"]).encode()
+    if not engine_alive or serving.get("generation") != plan_hash(plan) or \
+            not any(a == b"--port" and b == port for a, b in itertools.pairwise(args)):
+        return False
+    generation = placed / "gen" / plan_hash(plan)
+    needed = [Path(str(previous.plan.get("_render_dir", ""))), generation / "run.sh", generation / "engine.env",
+              generation / "service.env", placed / "front.sh", model_dir() / stored_model(previous)]
+    if previous.api_key_file:
+        needed.append(Path(previous.api_key_file))
+    return describe(previous)["health"] == "ok" and all(p.exists() for p in needed)
+
+
+def _note_serving_pid(previous: AppliedState, connection: Connection) -> None:
+    """The front restarted the previous engine after a failed replace: record its new pid (local targets)."""
+    if connection.is_ssh:
+        return
+    try:
+        pid = int(json.loads((setup_dir(previous.setup) / "backend.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if pid != previous.pid:
+        write_state(previous.model_copy(update={"pid": pid}))
+
+
 def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Callable[[dict], None] | None = None,
-               connection: Connection = LOCAL) -> tuple[AppliedState, int]:
-    """Apply under the setup's lock; returns the new state and how many tasks changed something."""
+               connection: Connection = LOCAL,
+               on_swap: Callable[[Swap], None] | None = None) -> tuple[AppliedState, int]:
+    """Apply under the setup's lock; returns the new state and how many tasks changed something. `on_swap` hears,
+    before anything runs, how a serving configuration will be replaced (beside it, or after it)."""
     from inferform.apply.runner import playbook_path, run_playbook
 
     with setup_lock(plan.setup):
         previous = read_state(plan.setup)
         _check_connection(connection, previous, plan.setup)
+        if previous is not None and _serving_as_recorded(previous, plan, connection):
+            return previous, 0
         out = _render_dir(plan)
         if not out.is_dir():
             tmp = out.with_name(out.name + ".tmp")
@@ -173,8 +233,15 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
         variables = extravars(plan, out, sha256=sha256, file_bytes=None, connection=connection)
         if key_file:
             variables["inferform_service_api_key_file"] = str(key_file)
+        if previous is not None:
+            swap = decide(previous.plan, plan)
+            variables["inferform_service_side_by_side"] = swap.side_by_side
+            variables["inferform_service_grace"] = GRACE_S
+            if on_swap is not None and previous.plan_hash != plan_hash(plan):
+                on_swap(swap)
         hosts = inventory(plan.setup, connection)
-        result = run_playbook(playbook_path("apply"), variables, hosts, on_event=on_event)
+        result = run_playbook(playbook_path("apply"), variables, hosts, on_event=on_event,
+                              run_record=run_record(plan.setup))
         if result.rc != 0:
             why = _failure(result, "apply")
             # the service role quoted the server's log: there is more of it (unless a roll-back restarted the old
@@ -182,8 +249,14 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
             server_said = "--- last" in why and (previous is None or previous.plan_hash == plan_hash(plan))
             if previous is None:
                 why += _clean_up(variables, hosts, on_event)
+                if key_file is not None:
+                    key_file.unlink(missing_ok=True)
+            elif STILL_SERVES in why:  # the front kept (or restarted) the previous engine: nothing to bring back
+                _note_serving_pid(previous, connection)
             elif previous.plan_hash != plan_hash(plan):
                 why += _roll_back(previous, hosts, on_event, connection)
+            if previous is None or previous.plan.get("_render_dir") != str(out):
+                shutil.rmtree(out, ignore_errors=True)  # the files of a plan that never served
             raise InferformError.single(why, hint=f"the whole log: `inferform logs {setup_file}`" if server_said
                                         else None, exit_code=EXIT_FAILURE)
         pid = str(result.artifacts.get("inferform_service_pid") or "")  # reported by the service role
@@ -227,8 +300,28 @@ def check_plan(plan: Plan, *, sha256: str | None, connection: Connection = LOCAL
     return True, changes
 
 
-def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, purge: bool = False) -> bool:
-    """Stop and remove what apply created, on the host apply used; False when nothing was applied."""
+def stored_model(state: AppliedState) -> str:
+    """The model file name an applied setup's server reads (model_filename of its plan's source)."""
+    return model_filename(str(state.plan.get("model", {}).get("file", "")), state.plan.get("_sha256"))
+
+
+def shared_with(state: AppliedState, filename: str) -> list[str]:
+    """The other applied setups on the same host whose server reads the same stored model file: a purge leaves
+    the file to them."""
+    from inferform.apply.state import all_states
+
+    here = from_state(state).where()
+    return [other.setup for other in all_states()
+            if other.setup != state.setup and other.target != "aws" and from_state(other).where() == here
+            and stored_model(other) == filename]
+
+
+def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, purge: bool = False,
+                  kept_for: list[str] | None = None) -> bool:
+    """Stop and remove what apply created, on the host apply used; False when nothing was applied.
+
+    With `purge`, the model file goes too unless another applied setup reads it; their names are appended to
+    `kept_for`, so the caller can say why the file stayed."""
     from inferform.apply.runner import playbook_path, run_playbook
 
     with setup_lock(name):
@@ -238,11 +331,16 @@ def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, 
         connection = from_state(state)
         plan = Plan.model_validate({k: v for k, v in state.plan.items() if not k.startswith("_")})
         render_dir = Path(state.plan.get("_render_dir", setup_dir(name)))
-        variables = extravars(plan, render_dir, sha256=None, file_bytes=None, state="absent", connection=connection)
-        if purge:
+        variables = extravars(plan, render_dir, sha256=state.plan.get("_sha256"), file_bytes=None, state="absent",
+                              connection=connection)
+        users = shared_with(state, variables["inferform_model_filename"]) if purge else []
+        if kept_for is not None:
+            kept_for.extend(users)
+        if purge and not users:
             variables["inferform_destroy_model_file"] = f"{variables['inferform_model_dir']}/" \
                                                         f"{variables['inferform_model_filename']}"
-        result = run_playbook(playbook_path("destroy"), variables, inventory(name, connection), on_event=on_event)
+        result = run_playbook(playbook_path("destroy"), variables, inventory(name, connection), on_event=on_event,
+                              run_record=run_record(name))
         if result.rc != 0:
             raise InferformError.single(_failure(result, "destroy"), exit_code=EXIT_FAILURE)
         keep = {"api-key", "known_hosts"} if not purge else set()

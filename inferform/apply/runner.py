@@ -72,6 +72,18 @@ class PlaybookResult:
         return sum(h.failed + h.unreachable for h in self.hosts.values())
 
 
+def _guarded_playbook(pdd: Path) -> Path:
+    """A bin dir holding `ansible-playbook` that runs the real one under guard.py with this interpreter."""
+    from inferform.apply import guard
+
+    folder = pdd / "guard-bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ansible-playbook"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{guard.__file__}" {guard.MARK} "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
 def playbook_path(name: str) -> str:
     """Absolute path of a shipped playbook ("apply" or "destroy"), in a checkout or an installed wheel."""
     path = asset_dir("roles") / f"{name.removesuffix('.yml')}.yml"
@@ -127,6 +139,7 @@ def run_playbook(
     diff: bool = False,
     on_event: EventHandler | None = None,
     private_data_dir: Path | None = None,
+    run_record: Path | None = None,
 ) -> PlaybookResult:
     """Run `playbook` (a path) against `inventory` (a path or INI text) with `extravars`, quietly.
 
@@ -134,6 +147,9 @@ def run_playbook(
     handler stops further calls rather than aborting a half-done apply. `check`/`diff` add `--check`/`--diff`.
     `private_data_dir`, when given, is kept afterwards for debugging (its stale env/ is removed first);
     otherwise a temporary directory is used and deleted, extravars included.
+
+    ansible-playbook runs under guard.py, which ends the run when this process dies; `run_record` is where the
+    guard records itself, for the next apply to find an orphan (guard.end_orphan).
     """
     import ansible_runner
 
@@ -161,8 +177,14 @@ def run_playbook(
         return True  # keep the event: runner computes .stats from the stored playbook_on_stats event
 
     venv_bin = str(Path(sys.executable).parent)
+    search_path = os.pathsep.join([venv_bin, os.environ.get("PATH", os.defpath)])
+    guard_bin = _guarded_playbook(pdd)
     envvars = {
-        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", os.defpath)]),
+        "PATH": os.pathsep.join([str(guard_bin), search_path]),
+        "INFERFORM_APPLY_PID": str(os.getpid()),
+        "INFERFORM_ANSIBLE_PLAYBOOK": shutil.which("ansible-playbook", path=search_path) or "ansible-playbook",
+        "INFERFORM_RUN_DIR": str(pdd) if owned else "",
+        "INFERFORM_RUN_RECORD": str(run_record or ""),
         "ANSIBLE_ROLES_PATH": str(asset_dir("roles")),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",

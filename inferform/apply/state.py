@@ -12,6 +12,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,22 @@ class AppliedState(BaseModel):
     plan: dict = Field({}, description="The plan as applied (plan --json), for diffs.")
 
 
+def check_owner(state: AppliedState | None, setup_file: str) -> None:
+    """Refuse to act on an applied setup from another file that happens to carry the same `name:`.
+
+    The name keys the state, the unit and the files, so a second file named `demo` would silently reconfigure (or
+    destroy) the `demo` that the first one applied. A file that was moved keeps its setup: when the recorded file
+    no longer exists, the new path takes over."""
+    if state is None:
+        return
+    recorded, given = Path(state.setup_file), Path(setup_file).resolve()
+    if recorded != given and recorded.exists():
+        raise InferformError.single(
+            f"setup {state.setup!r} is applied from {recorded}; {setup_file} has the same name, so acting on it "
+            f"would change what that file applied", file=setup_file,
+            hint=f"give this setup another `name:` (a name is one deployment on this machine), or use {recorded}")
+
+
 def _state_file(name: str) -> Path:
     return setup_dir(name) / "state.json"
 
@@ -100,9 +117,19 @@ def all_states() -> list[AppliedState]:
     return found
 
 
+def run_record(name: str) -> Path:
+    """Where a running playbook of this setup records itself (apply/guard.py), for the next apply to find."""
+    return setup_dir(name) / "run.json"
+
+
 @contextmanager
 def setup_lock(name: str) -> Iterator[None]:
-    """Hold the setup's lock for the duration of an apply/destroy; refuse (exit 1) if another one holds it."""
+    """Hold the setup's lock for the duration of an apply/destroy; refuse (exit 1) if another one holds it.
+
+    Holding it, first end a playbook run that a killed apply left behind (its guard normally ends it within a
+    fraction of a second; this catches one whose guard was killed too)."""
+    from inferform.apply.guard import end_orphan
+
     folder = setup_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as handle:
@@ -112,6 +139,9 @@ def setup_lock(name: str) -> Iterator[None]:
             raise InferformError.single(f"another inferform apply or destroy of {name!r} is running",
                                         hint="wait for it to finish; two at once would interleave",
                                         exit_code=EXIT_FAILURE) from None
+        ended = end_orphan(run_record(name))
+        if ended:
+            sys.stderr.write(f"note: {ended}\n")
         try:
             yield
         finally:

@@ -79,6 +79,18 @@ def describe(state: AppliedState) -> dict[str, Any]:
            "pid": state.pid, "host_memory_planned_bytes": planned}
     if state.target == "ssh":
         return {**row, **_remote(state)}
-    return {**row, "where": "this machine", "running": _alive(state.pid),
-            "health": _health(state.endpoint, state.engine), "host_memory_bytes": _rss_bytes(state.pid),
+    pid = serving_pid(state) or state.pid
+    return {**row, "pid": pid, "where": "this machine", "running": _alive(pid),
+            "health": _health(state.endpoint, state.engine), "host_memory_bytes": _rss_bytes(pid),
             "log": log_location(state)}
+
+
+def serving_pid(state: AppliedState) -> int | None:
+    """The engine the front serves with now (it restarts an engine that died, so the applied pid can be stale)."""
+    import json
+
+    try:
+        serving = json.loads((setup_dir(state.setup) / "backend.json").read_text())
+        return int(serving["pid"]) if serving.get("generation") == state.plan_hash else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

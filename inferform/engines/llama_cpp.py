@@ -25,7 +25,7 @@ class ServerArgs(NamedTuple):
     cache_type_k: str
     cache_type_v: str
     host: str
-    port: int
+    port: int | str  # a number, or the ${INFERFORM_ENGINE_PORT} the front fills in
     n_cpu_moe: int = 0
     tensor_overrides: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()

@@ -58,7 +58,7 @@ class PyServerArgs(NamedTuple):
     cache_type_k: str
     cache_type_v: str
     host: str
-    port: int
+    port: int | str  # a number, or the ${INFERFORM_ENGINE_PORT} the front fills in
     tensor_split: tuple[float, ...] = ()
     logits_all: bool = True
     alias: str | None = None

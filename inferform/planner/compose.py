@@ -1,5 +1,7 @@
 """Assemble the Plan (the --json contract) from the search's choice: memory table, speed, argv, explanations."""
 
+import hashlib
+
 from inferform.engines.llama_cpp import ServerArgs, argv
 from inferform.engines.llama_cpp_python import API_KEY_ENV, PyServerArgs
 from inferform.engines.llama_cpp_python import argv as py_argv
@@ -29,13 +31,27 @@ from inferform.planner.search import Choice, budgets, search
 from inferform.spec import Setup
 
 MODEL_DIR = "${INFERFORM_MODEL_DIR}"  # apply substitutes where the model role put the file
+# The engine listens where the front says (a loopback port of its own); run.sh defaults these to serve.host/port, so
+# the rendered files also run without the front (inferform render). The front owns serve.host:serve.port.
+ENGINE_HOST, ENGINE_PORT = "${INFERFORM_ENGINE_HOST}", "${INFERFORM_ENGINE_PORT}"
 
 
-def model_filename(source: str) -> str:
-    """The name the model role stores a source under: the file's own name, or <package>.gguf for pypi://."""
-    if source.startswith("pypi://"):
-        return source.removeprefix("pypi://") + ".gguf"
-    return source.rstrip("/").rsplit("/", 1)[-1]
+FRONT_NOTE = ("served on {host}:{port} by inferform's front, which hands each request to the engine on a loopback "
+              "port of its own: a re-apply starts the new engine beside the old one (or, when both do not fit in "
+              "memory, right after it, holding requests meanwhile) and switches without failing a request")
+
+
+def model_filename(source: str, sha256: str | None = None) -> str:
+    """The name the model role stores a source under: `<identity>-<the file's own name>` (<package>.gguf for
+    pypi://), where the identity is 12 hex digits of the sha256 of the source and its expected sha256.
+
+    File names repeat across repositories, folders and revisions (`model.gguf`, `ggml-model-Q4_K_M.gguf`): stored
+    under the bare name, two setups would share one file, and applying one would change what the other serves.
+    The same source with the same checksum is the same file, so setups that name it share one copy."""
+    name = source.removeprefix("pypi://") + ".gguf" if source.startswith("pypi://") else \
+        source.rstrip("/").rsplit("/", 1)[-1]
+    identity = hashlib.sha256(f"{source}\0{(sha256 or '').lower()}".encode()).hexdigest()[:12]
+    return f"{identity}-{name}"
 
 
 def _side(s, budget: int) -> MemorySide:
@@ -66,7 +82,7 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
             sampling[key] = value
     threads = hw.cpu.cores
     override_patterns: tuple[str, ...] = ()
-    path = model_path or f"{MODEL_DIR}/{model_filename(choice.file)}"
+    path = model_path or f"{MODEL_DIR}/{model_filename(choice.file, setup.model.sha256 if setup.model else None)}"
     engine_argv, engine_notes = _engine_argv(setup, cfg, mem, hw, path, threads, sampling, override_patterns)
     pinned = _pinned(setup)
     return Plan(
@@ -89,7 +105,8 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
         sampling=sampling,
         engine=EngineOut(name=setup.engine, argv=engine_argv),
         cost=CostOut(),
-        explanations=_for_engine(explanations(choice, caps, pinned, runners, goals), setup) + engine_notes,
+        explanations=_for_engine(explanations(choice, caps, pinned, runners, goals), setup) + engine_notes
+        + [FRONT_NOTE.format(host=setup.serve.host, port=setup.serve.port)],
         pinned=pinned, knobs=knobs(setup, hw, gguf, choice),
         objective=ObjectiveOut(experience=setup.experience, rule=exchange_rate(goals),
                                value=round(choice.value.value, 2),
@@ -115,14 +132,14 @@ def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads
     if setup.engine == LLAMA_CPP_PYTHON:
         py = PyServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl, threads=threads,
                           batch=cfg.batch, ubatch=cfg.ubatch, flash_attn=cfg.flash_attn,
-                          cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v, host=setup.serve.host,
-                          port=setup.serve.port, tensor_split=cfg.tensor_split, logits_all=cfg.logits_all,
+                          cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v, host=ENGINE_HOST,
+                          port=ENGINE_PORT, tensor_split=cfg.tensor_split, logits_all=cfg.logits_all,
                           alias=setup.name)
         return py_argv(py), _py_notes(cfg, mem, setup)
     args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0,
                       threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
                       flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
-                      host=setup.serve.host, port=setup.serve.port, n_cpu_moe=cfg.n_cpu_moe,
+                      host=ENGINE_HOST, port=ENGINE_PORT, n_cpu_moe=cfg.n_cpu_moe,
                       tensor_overrides=override_patterns, tensor_split=cfg.tensor_split, sampling=sampling,
                       api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
                       alias=setup.name)

