@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -367,6 +368,8 @@ def test_destroy_follows_the_recorded_cloud_state_whatever_the_file_says(no_pulu
     reach for Pulumi, not stop a server on this machine and forget the instance."""
     record("i-0abc", applied_ago_h=1, expires_in_h=2)
     local = write(f"name: {NAME}\nuse_case: chat\ntarget: {{kind: local}}\nmodel: {{id: gemma-3-1b-it}}\n")
+    # the same file, edited: the state names it as the file that applied the setup
+    write_state(read_state(NAME).model_copy(update={"setup_file": str(Path(local).resolve())}))
     result = cli("destroy", local)
     assert result.code == 2 and "Pulumi CLI is not installed" in result.err
     assert playbooks == []

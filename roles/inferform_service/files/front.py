@@ -233,6 +233,8 @@ class Front:
                 await new.stop()
                 result = {"ok": False, "error": why, "log_tail": tail, "log": str(new.folder / "server.log"),
                           "old_kept": old is not None and not replace}
+                if old is None:
+                    self._link_log(new)  # nothing serves: `inferform logs` shows why this one did not
                 if replace and old is not None:  # the old configuration is gone: bring it back
                     back = Engine(self.folder, old.generation, self.health_path)
                     again = await back.healthy(timeout)
@@ -261,12 +263,14 @@ class Front:
         (self.folder / "backend.tmp").write_text(json.dumps({"generation": engine.generation, "pid": engine.pid,
                                                              "port": engine.port, "front_pid": os.getpid()}))
         os.replace(self.folder / "backend.tmp", self.folder / "backend.json")
-        link = self.folder / "server.log"
+        self._link_log(engine)
+
+    def _link_log(self, engine: Engine) -> None:
         tmp = self.folder / "server.log.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         tmp.symlink_to(Path("gen") / engine.generation / "server.log")
-        os.replace(tmp, link)
+        os.replace(tmp, self.folder / "server.log")
 
     async def _drain(self, old: Engine) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
