@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from inferform.catalog.files import read_data
 from inferform.catalog.models import ModelEntry
+from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo, Tensor
 
 
@@ -109,7 +110,42 @@ def _per_layer(value: int | list[int] | None, n_layers: int, default: int) -> li
     return [int(value if value is not None else default)] * n_layers
 
 
+# Metadata of mechanisms the memory model does not size yet: a GGUF carrying one is refused, not planned as plain
+# attention (names from gguf-py's constants: Keys.SSM, Keys.Attention.KV_LORA_RANK).
+_UNMODELLED = (("ssm.state_size", "recurrent (SSM) state per slot"),
+               ("attention.kv_lora_rank", "MLA's compressed KV cache"),
+               ("wkv.head_size", "RWKV's recurrent state"),
+               ("shortconv.l_cache", "short-convolution state"))
+
+
+def supported_architectures() -> list[str]:
+    """The GGUF architectures whose memory rules inferform has (data/architectures.yaml)."""
+    return sorted(_swa_patterns())
+
+
+def check_supported(info: GGUFInfo) -> None:
+    """Refuse a GGUF whose architecture, or a mechanism in it, the memory model does not size.
+
+    Planned as a plain transformer, such a file gets exact weights and a wrong KV cache: +89 % for MLA (deepseek2),
+    +190-240 % for hybrid recurrent layers counted as attention (qwen35moe), +123 % for llama4's chunked attention,
+    +300-1330 % for gemma4's per-layer heads and window (issue 15, measured on the pinned llama-server). A wrong
+    plan is worse than none."""
+    arch = info.architecture
+    supported = supported_architectures()
+    if arch not in supported:
+        raise InferformError.single(
+            f"GGUF architecture {arch!r} is not one inferform sizes yet: its KV cache or recurrent state would be "
+            "planned wrong", file=info.path,
+            hint=f"supported architectures: {', '.join(supported)}; `inferform models` lists catalog models of them")
+    for key, what in _UNMODELLED:
+        if f"{arch}.{key}" in info.metadata:
+            raise InferformError.single(
+                f"this {arch} GGUF carries {arch}.{key} ({what}), which inferform does not size yet", file=info.path,
+                hint="a GGUF of this family without it, or a catalog model from `inferform models`")
+
+
 def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
+    check_supported(info)
     arch = info.architecture
     n_layers = int(info.arch_value("block_count", 0))
     n_embd = int(info.arch_value("embedding_length", 0))
