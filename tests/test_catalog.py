@@ -170,3 +170,21 @@ def test_ggml_types_agree_with_gguf_package():
     from check_ggml_types import differences
 
     assert [d for d in differences() if not d.startswith("Q8_1:")] == []
+
+
+def test_every_known_file_size_is_reproduced_by_the_shapes_within_1_percent():
+    """The self-check of the data (issue 15): the tensor table synthesized from a model's shapes, plus the header,
+    adds up to every published GGUF size the catalog records. A wrong shape (a head dim, a tied embedding, an
+    expert count) shows up here."""
+    from inferform.planner.tensors import estimated_file_bytes
+
+    checked = []
+    for m in load_models().values():
+        for q in m.quants:
+            if q.bytes:
+                estimate = estimated_file_bytes(m, q.quant)
+                assert estimate == pytest.approx(q.bytes, rel=0.01), \
+                    f"{m.id} {q.quant}: shapes give {estimate:,} bytes, the published file is {q.bytes:,}"
+                checked.append(f"{m.id} {q.quant}")
+    print(f"{len(checked)} published file sizes reproduced within 1 %: {', '.join(checked)}")
+    assert checked, "the catalog records no published file size to check against"
