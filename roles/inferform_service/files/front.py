@@ -418,7 +418,10 @@ def main(argv: list[str]) -> int:
     args.dir = args.dir.resolve()
     if args.command == "serve":
         host = "" if args.host in ("0.0.0.0", "::") else args.host  # every address, both families
-        asyncio.run(Front(args.dir, host or None, args.port, args.health_path).run())
+        async def serve() -> None:  # built inside the loop: Python < 3.10 binds asyncio.Event to a loop when made
+            await Front(args.dir, host or None, args.port, args.health_path).run()
+
+        asyncio.run(serve())
         return 0
     # switch / status: wait for the front's control socket (it may have just been started)
     deadline = time.monotonic() + 10
