@@ -261,8 +261,19 @@ LogLevel VERBOSE
     proc.wait(timeout=10)
 
 
+@pytest.fixture
+def remote_fronts(tmp_path: Path):
+    """Whatever failed, no front (and so no engine: they die with it) outlives the test on the "remote" side."""
+    yield
+    for pid_file in (tmp_path / "remote" / "state" / "inferform").glob("*/server.pid"):
+        pid = pid_file.read_text().strip()
+        if pid.isdigit() and alive(int(pid)):
+            os.kill(int(pid), 15)
+
+
 @pytest.mark.e2e
-def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_path: Path, sshd, cli) -> None:
+def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_path: Path, sshd, cli,
+                                                                         remote_fronts) -> None:
     from openai import APIStatusError, OpenAI
 
     from inferform.apply.local import apply_plan
