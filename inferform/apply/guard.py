@@ -51,10 +51,10 @@ def end_group(pgid: int, folder: str | None, exclude: int | None = None) -> None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and any(_alive(pid) for pid in targets):
+    while time.monotonic() < deadline and any(alive(pid) for pid in targets):
         time.sleep(POLL_S)
     for pid in targets:
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
     if folder:
@@ -69,7 +69,8 @@ def _stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Running and not a zombie (kill -0 alone calls a zombie alive until its parent reaps it)."""
     fields = _stat(pid)
     if fields is not None:
         return fields[0] != "Z"
@@ -125,14 +126,7 @@ def end_orphan(record: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         record.unlink(missing_ok=True)
         return None
-    try:
-        os.kill(parent, 0)
-        parent_alive = True
-    except ProcessLookupError:
-        parent_alive = False
-    except PermissionError:
-        parent_alive = True
-    if parent_alive:
+    if alive(parent):
         return None  # the lock says no other apply runs; a live parent here is a reused pid, not that apply
     ended = None
     try:

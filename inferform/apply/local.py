@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -174,21 +173,22 @@ def _serving_as_recorded(previous: AppliedState, plan: Plan, connection: Connect
     engine alive, /health answering 200 through the front, the model file and the placed files in place). Anything
     else runs the roles, which repair what drifted. Local only: on an SSH target the refresh would cost what the
     playbook costs."""
-    from inferform.apply.status import describe
+    from inferform.apply.guard import alive
+    from inferform.apply.status import describe, serving
 
     if connection.is_ssh or previous.plan_hash != plan_hash(plan):
         return False
     placed = setup_dir(plan.setup)
+    record = serving(plan.setup)
+    if record is None or record.get("generation") != plan_hash(plan) or not alive(record["pid"]):
+        return False
     try:
-        serving = json.loads((placed / "backend.json").read_text())
-        with open(f"/proc/{int(serving['front_pid'])}/cmdline", "rb") as handle:
+        with open(f"/proc/{record['front_pid']}/cmdline", "rb") as handle:
             args = handle.read().split(b"\0")
-        engine_alive = os.path.exists(f"/proc/{int(serving['pid'])}")
-    except (OSError, ValueError, KeyError, TypeError):
+    except OSError:
         return False
     port = str(plan.serve["port"]).encode()
-    if not engine_alive or serving.get("generation") != plan_hash(plan) or \
-            not any(a == b"--port" and b == port for a, b in itertools.pairwise(args)):
+    if not any(a == b"--port" and b == port for a, b in itertools.pairwise(args)):
         return False
     generation = placed / "gen" / plan_hash(plan)
     needed = [Path(str(previous.plan.get("_render_dir", ""))), generation / "run.sh", generation / "engine.env",
@@ -200,14 +200,11 @@ def _serving_as_recorded(previous: AppliedState, plan: Plan, connection: Connect
 
 def _note_serving_pid(previous: AppliedState, connection: Connection) -> None:
     """The front restarted the previous engine after a failed replace: record its new pid (local targets)."""
-    if connection.is_ssh:
-        return
-    try:
-        pid = int(json.loads((setup_dir(previous.setup) / "backend.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if pid != previous.pid:
-        write_state(previous.model_copy(update={"pid": pid}))
+    from inferform.apply.status import serving
+
+    record = None if connection.is_ssh else serving(previous.setup)
+    if record is not None and record["pid"] != previous.pid:
+        write_state(previous.model_copy(update={"pid": record["pid"]}))
 
 
 def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Callable[[dict], None] | None = None,

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
 from inferform.apply.connection import LOOPBACK_NAMES, from_state
+from inferform.apply.guard import alive
 from inferform.apply.state import AppliedState, setup_dir
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid is not None and pid > 0 and alive(pid)
 
 
 def _health(endpoint: str, engine: str = "llama.cpp") -> str:
@@ -85,12 +77,19 @@ def describe(state: AppliedState) -> dict[str, Any]:
             "log": log_location(state)}
 
 
-def serving_pid(state: AppliedState) -> int | None:
-    """The engine the front serves with now (it restarts an engine that died, so the applied pid can be stale)."""
+def serving(name: str) -> dict[str, Any] | None:
+    """What the front of a local setup serves now, from its backend.json: generation, pid and port of the engine,
+    and the front's own pid; None when there is no readable record."""
     import json
 
     try:
-        serving = json.loads((setup_dir(state.setup) / "backend.json").read_text())
-        return int(serving["pid"]) if serving.get("generation") == state.plan_hash else None
+        record = json.loads((setup_dir(name) / "backend.json").read_text())
+        return {**record, "pid": int(record["pid"]), "front_pid": int(record["front_pid"])}
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def serving_pid(state: AppliedState) -> int | None:
+    """The engine the front serves with now (it restarts an engine that died, so the applied pid can be stale)."""
+    record = serving(state.setup)
+    return record["pid"] if record and record.get("generation") == state.plan_hash else None
