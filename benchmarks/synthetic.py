@@ -26,9 +26,11 @@ from inferform.planner.tensors import synthesize_tensors
 ALIGNMENT = 32
 CHUNK = 16 << 20
 # Values real GGUFs of these families carry; they change no buffer size, but keep the model plausible.
-ROPE_FREQ_BASE = {"llama": 500000.0, "qwen2": 1000000.0, "qwen3": 1000000.0, "qwen3moe": 1000000.0,
+ROPE_FREQ_BASE = {"qwen35": 10000000.0, "qwen35moe": 10000000.0, "qwen3next": 10000000.0, "llama": 500000.0,
+                  "qwen2": 1000000.0, "qwen3": 1000000.0, "qwen3moe": 1000000.0,
                   "gemma3": 1000000.0, "gpt-oss": 150000.0, "phi3": 250000.0, "mistral3": 1000000.0}
-RMS_EPS = {"gemma3": 1e-6, "qwen2": 1e-6, "qwen3": 1e-6, "qwen3moe": 1e-6}
+RMS_EPS = {"gemma3": 1e-6, "qwen2": 1e-6, "qwen3": 1e-6, "qwen3moe": 1e-6, "qwen35": 1e-6, "qwen35moe": 1e-6,
+           "qwen3next": 1e-6}
 N_SPECIAL = 3  # <unk> <s> </s>
 N_BYTE_TOKENS = 256  # <0x00>..<0xFF>: lets the SPM tokenizer find its newline token
 
@@ -53,13 +55,14 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
     u32 = {
         "context_length": entry.context_trained,
         "embedding_length": s.n_embd,
-        "block_count": s.n_layers,
+        "block_count": s.n_layers + s.nextn_layers,
         "feed_forward_length": s.n_ff or s.n_ff_expert,
         "attention.head_count": s.n_head,
         "attention.head_count_kv": s.n_head_kv,
         "attention.key_length": s.head_dim_k,
         "attention.value_length": s.head_dim_v,
-        "rope.dimension_count": s.head_dim_k,  # llama requires n_rot == head_dim
+        # llama requires n_rot == head_dim; the Gated DeltaNet hybrids rotate a quarter (partial_rotary_factor)
+        "rope.dimension_count": s.head_dim_k // 4 if s.is_hybrid else s.head_dim_k,
         "vocab_size": s.n_vocab,
     }
     if s.is_moe:  # qwen3moe/gpt-oss need expert_feed_forward_length; all MoE need both counts > 0
@@ -67,6 +70,16 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
                 "expert_feed_forward_length": s.n_ff_expert}
         if s.first_dense_layers:
             u32["leading_dense_block_count"] = s.first_dense_layers
+        if s.n_ff_shared:
+            u32["expert_shared_feed_forward_length"] = s.n_ff_shared
+    if s.is_hybrid:  # what qwen35.cpp / qwen35moe.cpp / qwen3next.cpp load_arch_hparams require
+        u32 |= {"full_attention_interval": s.full_attention_interval, "ssm.conv_kernel": s.ssm_conv_kernel,
+                "ssm.inner_size": s.ssm_inner_size, "ssm.state_size": s.ssm_state_size,
+                "ssm.group_count": s.ssm_group_count, "ssm.time_step_rank": s.ssm_time_step_rank}
+        if arch != "qwen3next":  # multi-axis rope sections (the converter's default for Qwen3.5)
+            w.add_array(f"{arch}.rope.dimension_sections", [11, 11, 10, 0])
+    if s.nextn_layers:
+        u32["nextn_predict_layers"] = s.nextn_layers
     if s.sliding_window:  # gemma3/gpt-oss: n_swa; the pattern is hard-coded (6 / 2) unless this key is given
         u32["attention.sliding_window"] = s.sliding_window
         if s.swa_pattern:

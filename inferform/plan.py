@@ -67,6 +67,7 @@ class ContextOut(_Out):
 class MemorySide(_Out):
     weights_bytes: int = 0
     kv_bytes: int = 0
+    state_bytes: int = Field(0, description="Recurrent layers' state (hybrid models), per sequence, any context.")
     compute_bytes: int = 0
     total_bytes: int = 0
     budget_bytes: int = 0

@@ -31,10 +31,29 @@ class Shapes(BaseModel):
     first_dense_layers: int = Field(0, ge=0)
     sliding_window: int = Field(0, ge=0)
     swa_pattern: int = Field(0, ge=0)
+    # Hybrid recurrent (Gated DeltaNet: qwen35 / qwen35moe / qwen3next), named as the GGUF keys they become:
+    # every full_attention_interval-th layer is attention, the others are recurrent (0 = no recurrent layers).
+    full_attention_interval: int = Field(0, ge=0)
+    ssm_conv_kernel: int = Field(0, ge=0)  # linear_conv_kernel_dim
+    ssm_state_size: int = Field(0, ge=0)  # linear_key_head_dim
+    ssm_group_count: int = Field(0, ge=0)  # linear_num_key_heads
+    ssm_time_step_rank: int = Field(0, ge=0)  # linear_num_value_heads
+    ssm_inner_size: int = Field(0, ge=0)  # linear_value_head_dim x linear_num_value_heads
+    attn_output_gate: bool = False  # q projection carries a per-head output gate (2 x n_head x head_dim rows)
+    nextn_layers: int = Field(0, ge=0)  # MTP blocks the converter appends (in the file, skipped at load)
 
     @property
     def is_moe(self) -> bool:
         return self.n_expert > 0
+
+    @property
+    def is_hybrid(self) -> bool:
+        return self.full_attention_interval > 0
+
+    def is_recurrent(self, il: int) -> bool:
+        """llama.cpp's default rule when the GGUF has no recurrent_layers array: every layer except each
+        full_attention_interval-th one (src/models/qwen35.cpp load_arch_hparams)."""
+        return self.is_hybrid and il < self.n_layers and (il + 1) % self.full_attention_interval != 0
 
     @property
     def n_moe_layers(self) -> int:
@@ -45,7 +64,17 @@ class QuantFile(Row):
     quant: str
     file: str
     bytes: int | None = Field(None, gt=0, description="Exact size when read from the source.")
-    sha256: str | None = None
+    size_gb: float | None = Field(None, gt=0, description="Size as the source prints it (decimal GB, rounded), "
+                                  "when no exact byte count was read.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    recipe: str | None = Field(None, description="Set when the publisher's mix is not llama-quantize's rules for "
+                               "this quant (e.g. unsloth dynamic): names it and how the size shows it.")
+
+    @property
+    def file_bytes(self) -> int | None:
+        if self.bytes:
+            return self.bytes
+        return int(self.size_gb * 1e9) if self.size_gb else None
 
 
 class ModelEntry(Row):
@@ -67,14 +96,22 @@ class ModelEntry(Row):
 
 
 def param_count(s: Shapes) -> int:
-    """Parameters implied by the shapes (matrices only; norms and biases are under 0.1 %)."""
+    """Parameters implied by the shapes (matrices only; norms and biases are under 0.1 %), trunk layers only
+    (MTP blocks are not counted: cards count them apart or not at all)."""
     embed = s.n_vocab * s.n_embd * (1 if s.tied_embeddings else 2)
-    attn = s.n_embd * (s.n_head * s.head_dim_k + s.n_head_kv * (s.head_dim_k + s.head_dim_v))
+    q_rows = s.n_head * s.head_dim_k * (2 if s.attn_output_gate else 1)
+    attn = s.n_embd * (q_rows + s.n_head_kv * (s.head_dim_k + s.head_dim_v))
     attn += s.n_head * s.head_dim_v * s.n_embd
+    key_dim = s.ssm_state_size * s.ssm_group_count
+    # Gated DeltaNet: qkv (2 key + value), z gate, beta and alpha per value head, out projection
+    recurrent = s.n_embd * (2 * key_dim + 2 * s.ssm_inner_size + 2 * s.ssm_time_step_rank) \
+        + s.ssm_inner_size * s.n_embd
+    n_recurrent = sum(s.is_recurrent(il) for il in range(s.n_layers))
     dense_ffn = (3 if s.ffn_gated else 2) * s.n_embd * s.n_ff
     moe_ffn = s.n_expert * 3 * s.n_embd * s.n_ff_expert + s.n_embd * s.n_expert + 3 * s.n_embd * s.n_ff_shared
     n_moe = s.n_moe_layers
-    return embed + s.n_layers * attn + (s.n_layers - n_moe) * dense_ffn + n_moe * moe_ffn
+    return (embed + (s.n_layers - n_recurrent) * attn + n_recurrent * recurrent
+            + (s.n_layers - n_moe) * dense_ffn + n_moe * moe_ffn)
 
 
 @cache

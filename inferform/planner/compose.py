@@ -55,8 +55,8 @@ def model_filename(source: str, sha256: str | None = None) -> str:
 
 
 def _side(s, budget: int) -> MemorySide:
-    return MemorySide(weights_bytes=s.weights, kv_bytes=s.kv, compute_bytes=s.compute, total_bytes=s.total,
-                      budget_bytes=budget)
+    return MemorySide(weights_bytes=s.weights, kv_bytes=s.kv, state_bytes=s.state, compute_bytes=s.compute,
+                      total_bytes=s.total, budget_bytes=budget)
 
 
 def _pinned(setup: Setup) -> list[str]:
@@ -83,7 +83,8 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
     threads = hw.cpu.cores
     override_patterns: tuple[str, ...] = ()
     path = model_path or f"{MODEL_DIR}/{model_filename(choice.file, setup.model.sha256 if setup.model else None)}"
-    engine_argv, engine_notes = _engine_argv(setup, cfg, mem, hw, path, threads, sampling, override_patterns)
+    engine_argv, engine_notes = _engine_argv(setup, cfg, mem, hw, path, threads, sampling, override_patterns,
+                                             m.n_nextn)
     pinned = _pinned(setup)
     return Plan(
         setup=setup.name, fits=True,
@@ -126,9 +127,14 @@ def _quality(c: Choice, use_case: str) -> QualityOut | None:
 
 
 def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads: int,
-                 sampling: dict[str, float], override_patterns: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """The engine's command line for the planned configuration, and what the plan should say about the engine."""
-    ngl = cfg.n_gpu_layers if hw.gpus else 0
+                 sampling: dict[str, float], override_patterns: tuple[str, ...],
+                 n_nextn: int = 0) -> tuple[list[str], list[str]]:
+    """The engine's command line for the planned configuration, and what the plan should say about the engine.
+
+    llama.cpp counts -ngl over every block in the file, MTP blocks included (i_gpu_start = block_count + 1 - ngl),
+    while the planner places the trunk: a file with MTP blocks gets them added so the same trunk layers land on
+    the GPU."""
+    ngl = cfg.n_gpu_layers + n_nextn if hw.gpus and cfg.n_gpu_layers else 0
     if setup.engine == LLAMA_CPP_PYTHON:
         py = PyServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl, threads=threads,
                           batch=cfg.batch, ubatch=cfg.ubatch, flash_attn=cfg.flash_attn,
@@ -136,7 +142,7 @@ def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads
                           port=ENGINE_PORT, tensor_split=cfg.tensor_split, logits_all=cfg.logits_all,
                           alias=setup.name)
         return py_argv(py), _py_notes(cfg, mem, setup)
-    args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0,
+    args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl,
                       threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
                       flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
                       host=ENGINE_HOST, port=ENGINE_PORT, n_cpu_moe=cfg.n_cpu_moe,

@@ -138,11 +138,12 @@ class Side:
     """One side of the plan's memory table (all GPUs summed, or host RAM), filled in by estimate(). A slotted
     class, not a dataclass (README, "Start-up time")."""
 
-    __slots__ = ("caches", "compute", "kv", "output", "output_at_load", "repack", "scores", "weights")
+    __slots__ = ("caches", "compute", "kv", "output", "output_at_load", "repack", "scores", "state", "weights")
 
     def __init__(self) -> None:
         self.weights = 0
         self.kv = 0
+        self.state = 0  # recurrent layers' state (llama.cpp's "RS buffer"): F32, per sequence, any context
         self.compute = 0  # the scheduler's compute buffer + output buffer (+ llama-cpp-python's NumPy scores)
         self.output = 0  # the output (logits) buffer at its largest
         self.output_at_load = 0  # ... and as it is allocated when the model loads (what the log line says)
@@ -153,7 +154,7 @@ class Side:
     @property
     def total(self) -> int:
         """Everything on this side; the output (logits) buffer is counted inside compute, as the contract says."""
-        return self.weights + self.kv + self.compute
+        return self.weights + self.kv + self.state + self.compute
 
     @property
     def compute_at_load(self) -> int:
@@ -198,6 +199,8 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[l
     out: dict[tuple[bool, str], list[int]] = {}
     # layers come in a few kinds (full/SWA, one GQA width): price each kind once, not each of 80 layers per trial
     for layer, idx in _layer_kinds(model.layers):
+        if layer.recurrent:  # no KV cache: its state is sized by recurrent_state()
+            continue
         kind = "swa" if layer.swa else "full"
         cells = swa_cells if layer.swa else n_ctx_seq
         row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v, layer.n_embd_v_gqa)
@@ -213,6 +216,18 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[l
     return gpu, host
 
 
+def recurrent_state(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[int, int]:
+    """(GPU, host) bytes of the recurrent state: per recurrent layer, n_embd_r + n_embd_s floats for each of
+    max(1, n_seq_max) sequences (llama_memory_recurrent: rows = mem_size × (1 + n_rs_seq); inferform never turns
+    on MTP drafting, so n_rs_seq is 0). It sits with its layer's device, like the KV cache, and does not depend
+    on the context length."""
+    if model.recurrent is None:
+        return 0, 0
+    per_layer = model.recurrent.row_bytes * max(1, cfg.parallel)
+    on_gpu = sum(1 for il, layer in enumerate(model.layers) if layer.recurrent and il >= first_gpu_layer)
+    return on_gpu * per_layer, (model.n_recurrent - on_gpu) * per_layer
+
+
 def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with_logits: bool = True) -> int:
     """The scheduler's reserve for the worst-case ubatch graph on one device: the peak of live tensors.
 
@@ -223,7 +238,18 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     peak. Measured within ±0.1 MiB on the pinned build (CPU).
     """
     ub = cfg.n_ubatch
-    if model.is_moe:
+    if model.recurrent is not None:
+        # Gated DeltaNet hybrids peak in the FFN, not at attention (no q row). Dense: 3·n_ff + 3·n_embd, as for
+        # any dense model (Qwen3.5-9B / 27B shapes within 1 %); MoE: 2.25 per used expert's FFN row and 1.25 per
+        # used expert's n_embd output, fitted on Qwen3.5-35B-A3B, 122B-A10B and Qwen3-Coder-Next shapes (within
+        # 1.5 %; benchmarks/memory_truth.py), where the non-hybrid 1.5 / 1.5 was 12-14 % high.
+        if model.is_moe:
+            used = model.n_expert_used
+            per_token = (2.25 * used * model.n_ff_expert + 1.25 * used * model.n_embd + 3 * model.n_ff_shared
+                         + 3 * model.n_embd)
+        else:
+            per_token = 3 * model.n_ff + 3 * model.n_embd
+    elif model.is_moe:
         # routed experts: gate/up/activation rows per used expert, and each used expert's n_embd output before the
         # weighted sum; 1.5 each fits qwen3moe and gpt-oss logs (benchmarks/memory_truth.py) within 3 %
         used = model.n_expert_used
@@ -231,7 +257,7 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
                      + 3 * model.n_embd + model.q_dim)
     else:
         per_token = 3 * model.n_ff + 3 * model.n_embd + model.q_dim
-    if cfg.flash_attn and cfg.cache_type_v not in ("f16", "f32", "bf16"):
+    if cfg.flash_attn and cfg.cache_type_v not in ("f16", "f32", "bf16") and model.recurrent is None:
         # a quantized V cache moves the peak by one attention-output row (n_head × head_dim_v f32) per token, in a
         # direction set by how that row compares with the residual width. Measured on the pinned build (CPU, q8_0
         # K and V against f16, ub 256/512/1024, contexts 4k-32k; the shift does not depend on the context):
@@ -372,6 +398,7 @@ def _estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None, exact: bo
     gpu.caches, host.caches = kv_caches(model, cfg, first)
     gpu.kv = sum(c.bytes for c in gpu.caches)
     host.kv = sum(c.bytes for c in host.caches)
+    gpu.state, host.state = recurrent_state(model, cfg, first)
     host.output, host.output_at_load, host.scores = output_buffers(model, cfg)
     all_caches = gpu.caches + host.caches
     if first < n or ngl >= 1:

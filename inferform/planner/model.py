@@ -14,11 +14,25 @@ from inferform.gguf import GGUFInfo, Tensor
 
 
 class LayerAttn(NamedTuple):
-    """Per-layer attention facts that size the KV cache."""
+    """Per-layer facts that size the KV cache or the recurrent state. A recurrent layer (Gated DeltaNet, Mamba,
+    short convolution) has no KV row: its widths are 0 and it holds `state` floats per sequence instead."""
 
     n_embd_k_gqa: int  # key width stored per token (kv heads × key head dim)
     n_embd_v_gqa: int
     swa: bool  # uses the sliding window
+    recurrent: bool = False
+
+
+class Recurrent(NamedTuple):
+    """The recurrent state one recurrent layer keeps per sequence (llama_hparams::n_embd_r / n_embd_s, F32):
+    the convolution's last d_conv-1 inputs and the state matrix."""
+
+    n_embd_r: int
+    n_embd_s: int
+
+    @property
+    def row_bytes(self) -> int:
+        return 4 * (self.n_embd_r + self.n_embd_s)
 
 
 class ModelDesc(NamedTuple):
@@ -44,6 +58,8 @@ class ModelDesc(NamedTuple):
     source: str  # "gguf" or "shapes"
     quant: str
     notes: tuple[str, ...] = ()
+    recurrent: Recurrent | None = None  # hybrid models: the state per recurrent layer and sequence
+    n_nextn: int = 0  # MTP blocks after the trunk: in the file and in -ngl's count, never loaded for serving
 
     @property
     def is_moe(self) -> bool:
@@ -55,6 +71,10 @@ class ModelDesc(NamedTuple):
         if self.is_moe:
             return max(self.n_expert_used * self.n_ff_expert + self.n_ff_shared, 0)
         return self.n_ff
+
+    @property
+    def n_recurrent(self) -> int:
+        return sum(layer.recurrent for layer in self.layers)
 
     @property
     def q_dim(self) -> int:
@@ -112,10 +132,19 @@ def _per_layer(value: int | list[int] | None, n_layers: int, default: int) -> li
 
 # Metadata of mechanisms the memory model does not size yet: a GGUF carrying one is refused, not planned as plain
 # attention (names from gguf-py's constants: Keys.SSM, Keys.Attention.KV_LORA_RANK).
-_UNMODELLED = (("ssm.state_size", "recurrent (SSM) state per slot"),
-               ("attention.kv_lora_rank", "MLA's compressed KV cache"),
+_UNMODELLED = (("attention.kv_lora_rank", "MLA's compressed KV cache"),
                ("wkv.head_size", "RWKV's recurrent state"),
                ("shortconv.l_cache", "short-convolution state"))
+
+
+# Gated DeltaNet hybrids: recurrent layers by full_attention_interval (src/models/qwen35.cpp load_arch_hparams)
+GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
+
+
+def gdn_state(d_conv: int, d_inner: int, d_state: int, n_group: int) -> Recurrent:
+    """llama_hparams::n_embd_r / n_embd_s for a Gated DeltaNet layer (src/llama-hparams.cpp): the conv state of
+    the q, k and v channels, and one d_state × head_v_dim matrix per value head."""
+    return Recurrent((d_conv - 1) * (d_inner + 2 * n_group * d_state), d_state * d_inner)
 
 
 def supported_architectures() -> list[str]:
@@ -137,6 +166,11 @@ def check_supported(info: GGUFInfo) -> None:
             f"GGUF architecture {arch!r} is not one inferform sizes yet: its KV cache or recurrent state would be "
             "planned wrong", file=info.path,
             hint=f"supported architectures: {', '.join(supported)}; `inferform models` lists catalog models of them")
+    if f"{arch}.ssm.state_size" in info.metadata and arch not in GATED_DELTA_NET:
+        raise InferformError.single(
+            f"this {arch} GGUF carries {arch}.ssm.state_size (recurrent state per slot), which inferform does not "
+            "size for this architecture yet", file=info.path,
+            hint=f"hybrid architectures inferform sizes: {', '.join(sorted(GATED_DELTA_NET))}")
     for key, what in _UNMODELLED:
         if f"{arch}.{key}" in info.metadata:
             raise InferformError.single(
@@ -144,10 +178,24 @@ def check_supported(info: GGUFInfo) -> None:
                 hint="a GGUF of this family without it, or a catalog model from `inferform models`")
 
 
+def _recurrent_layers(info: GGUFInfo, n_layers: int, n_all: int) -> list[bool]:
+    """Which trunk layers are recurrent: the GGUF's attention.recurrent_layers array, else every layer but each
+    full_attention_interval-th (default 4), as qwen35.cpp's load_arch_hparams decides."""
+    if info.architecture not in GATED_DELTA_NET:
+        return [False] * n_layers
+    listed = info.arch_value("attention.recurrent_layers")
+    if isinstance(listed, list):
+        return [bool(v) for v in listed[:n_layers]]
+    interval = int(info.arch_value("full_attention_interval", 4) or 4)
+    return [(il + 1) % interval != 0 for il in range(n_layers)]
+
+
 def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
     check_supported(info)
     arch = info.architecture
-    n_layers = int(info.arch_value("block_count", 0))
+    n_all = int(info.arch_value("block_count", 0))
+    n_nextn = int(info.arch_value("nextn_predict_layers", 0) or 0)
+    n_layers = n_all - n_nextn  # llama.cpp's n_layer(): the trunk; MTP blocks load only for MTP drafting
     n_embd = int(info.arch_value("embedding_length", 0))
     n_head = _per_layer(info.arch_value("attention.head_count"), n_layers, 1)
     n_head_kv = _per_layer(info.arch_value("attention.head_count_kv"), n_layers, n_head[0])
@@ -155,7 +203,13 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
     head_v = int(info.arch_value("attention.value_length", head_k))
     window = int(info.arch_value("attention.sliding_window", 0) or 0)
     swa = swa_layers(arch, n_layers, window)
-    layers = [LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
+    recurrent = _recurrent_layers(info, n_layers, n_all)
+    layers = [LayerAttn(0, 0, False, True) if recurrent[i] else
+              LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
+    state = None
+    if any(recurrent):
+        state = gdn_state(*(int(info.arch_value(f"ssm.{key}", 0) or 0)
+                            for key in ("conv_kernel", "inner_size", "state_size", "group_count")))
     vocab = info.array_lengths.get("tokenizer.ggml.tokens") or int(info.arch_value("vocab_size", 0))
     ff = info.arch_value("feed_forward_length", 0)
     return ModelDesc(
@@ -165,9 +219,9 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         n_expert_used=int(info.arch_value("expert_used_count", 0) or 0),
         n_ff_expert=int(info.arch_value("expert_feed_forward_length", 0) or 0),
         n_ff_shared=int(info.arch_value("expert_shared_feed_forward_length", 0) or 0), head_dim_k=head_k,
-        tensors=info.tensors,
+        tensors=[t for t in info.tensors if t.layer is None or t.layer < n_layers],
         file_bytes=info.file_bytes, context_trained=int(info.arch_value("context_length", 0) or 0),
-        source="gguf", quant=quant)
+        source="gguf", quant=quant, recurrent=state, n_nextn=n_nextn)
 
 
 _DESCS: dict[tuple[str, str], tuple[ModelEntry, ModelDesc]] = {}
@@ -177,23 +231,33 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
     """The description of a catalog model at a quant, kept for the process: it does not depend on the hardware,
     and the cloud instance planner searches the same model on many machines (tensor synthesis is ~70% of a
     search). Keyed by id but checked by identity, so an ad-hoc entry reusing a catalog id is never confused."""
-    from inferform.planner.tensors import estimated_file_bytes, synthesize_tensors
+    from inferform.planner.tensors import estimated_file_bytes, scaled_to_file, synthesize_tensors
 
     hit = _DESCS.get((entry.id, quant))
     if hit is not None and hit[0] is entry:
         return hit[1]
     s = entry.shapes
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
-    layers = [LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
+    layers = [LayerAttn(0, 0, False, True) if s.is_recurrent(i) else
+              LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
+    state = gdn_state(s.ssm_conv_kernel, s.ssm_inner_size, s.ssm_state_size, s.ssm_group_count) \
+        if s.is_hybrid else None
     listed = entry.quant(quant)
-    tensors = synthesize_tensors(entry, quant)
-    file_bytes = listed.bytes if listed and listed.bytes else estimated_file_bytes(entry, quant, tensors)
+    all_tensors = synthesize_tensors(entry, quant)
+    file_bytes = listed.file_bytes if listed and listed.file_bytes else \
+        estimated_file_bytes(entry, quant, all_tensors)
+    tensors = [t for t in all_tensors if t.layer is None or t.layer < s.n_layers]  # MTP blocks are not loaded
+    notes = [f"estimated from the catalog's shapes for {entry.id} at {quant} (no file at hand)"]
+    if listed and listed.recipe and listed.file_bytes:
+        tensors = scaled_to_file(entry, all_tensors, tensors, listed.file_bytes)
+        notes.append(f"{listed.file} is a custom mix ({listed.recipe}): its per-tensor types are not published, so "
+                     "the quantized tensors are scaled to the file's published size")
     desc = ModelDesc(
         architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
         n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,
         n_expert_used=s.n_expert_used, n_ff_expert=s.n_ff_expert, n_ff_shared=s.n_ff_shared,
         head_dim_k=s.head_dim_k, tensors=tensors, file_bytes=file_bytes,
-        context_trained=entry.context_trained, source="shapes", quant=quant,
-        notes=(f"estimated from the catalog's shapes for {entry.id} at {quant} (no file at hand)",))
+        context_trained=entry.context_trained, source="shapes", quant=quant, notes=tuple(notes),
+        recurrent=state, n_nextn=s.nextn_layers)
     _DESCS[(entry.id, quant)] = (entry, desc)
     return desc

@@ -38,6 +38,8 @@ class ArchLayout(NamedTuple):
     moe_biases: bool = False  # gpt-oss: router bias and per-expert biases
     mxfp4_experts: bool = False  # the checkpoint ships MXFP4 experts; the converter copies them as is
     spm_vocab: bool = False  # sentencepiece tokenizer: scores, no merges (header estimate only)
+    shexp_gate: bool = False  # qwen35moe / qwen3next: a 1-D ffn_gate_inp_shexp scales the shared expert
+    split_beta_alpha: bool = True  # qwen35: ssm_beta + ssm_alpha; qwen3next: one fused ssm_ba
 
 
 ARCHITECTURES: dict[str, ArchLayout] = {
@@ -50,6 +52,10 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     "phi3": ArchLayout(fused_qkv=True, fused_up=True),
     "gpt-oss": ArchLayout(attn_out_bias=True, sinks=True, ffn_norm="post_attention_norm", moe_biases=True,
                           mxfp4_experts=True),
+    # Gated DeltaNet hybrids (src/models/qwen35.cpp, qwen35moe.cpp, qwen3next.cpp load_arch_tensors)
+    "qwen35": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm"),
+    "qwen35moe": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm", shexp_gate=True),
+    "qwen3next": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm", shexp_gate=True, split_beta_alpha=False),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -65,11 +71,40 @@ def _pad(n: int, align: int = 32) -> int:
 # ---------------------------------------------------------------------------------------------- tensor names
 
 
+def _recurrent(s: Shapes, a: ArchLayout) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """A Gated DeltaNet layer's token mixer: qkv into a short convolution, z gate, per-value-head beta / alpha,
+    decay (ssm_a), dt bias, the gated norm over one value head and the out projection."""
+    e, key_dim, value_dim, heads = s.n_embd, s.ssm_state_size * s.ssm_group_count, s.ssm_inner_size, \
+        s.ssm_time_step_rank
+    conv_dim = 2 * key_dim + value_dim
+    yield "attn_qkv.weight", (e, conv_dim)
+    yield "attn_gate.weight", (e, value_dim)
+    yield "ssm_conv1d.weight", (s.ssm_conv_kernel, conv_dim)
+    yield "ssm_dt.bias", (heads,)
+    yield "ssm_a", (heads,)
+    if a.split_beta_alpha:
+        yield "ssm_beta.weight", (e, heads)
+        yield "ssm_alpha.weight", (e, heads)
+    else:
+        yield "ssm_ba.weight", (e, 2 * heads)
+    yield "ssm_norm.weight", (s.ssm_state_size,)
+    yield "ssm_out.weight", (value_dim, e)
+
+
 def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, ...]]]:
     e, q = s.n_embd, s.n_head * s.head_dim_k
     k, v = s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v
     yield "attn_norm.weight", (e,)
-    projections = [("qkv", q + k + v)] if a.fused_qkv else [("q", q), ("k", k), ("v", v)]
+    if il >= s.n_layers:  # an MTP block (conversion/qwen.py _QwenMtpMixin): attention + the trunk's FFN + these
+        yield "nextn.eh_proj.weight", (2 * e, e)
+        for norm in ("enorm", "hnorm", "shared_head_norm"):
+            yield f"nextn.{norm}.weight", (e,)
+    if s.is_recurrent(il):
+        yield from _recurrent(s, a)
+        yield from _ffn(s, a, il)
+        return
+    q_rows = 2 * q if s.attn_output_gate else q
+    projections = [("qkv", q + k + v)] if a.fused_qkv else [("q", q_rows), ("k", k), ("v", v)]
     for part, width in projections:
         yield f"attn_{part}.weight", (e, width)
         if s.attn_bias:
@@ -85,6 +120,11 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
     if a.post_norms:
         yield "post_attention_norm.weight", (e,)
         yield "post_ffw_norm.weight", (e,)
+    yield from _ffn(s, a, il)
+
+
+def _ffn(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, ...]]]:
+    e = s.n_embd
     yield f"{a.ffn_norm}.weight", (e,)
     if not s.is_moe or il < s.first_dense_layers:
         ff = s.n_ff
@@ -108,6 +148,8 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
     if a.moe_biases:
         yield "ffn_down_exps.bias", (e, x)
     if s.n_expert_shared and s.n_ff_shared:
+        if a.shexp_gate:
+            yield "ffn_gate_inp_shexp.weight", (e,)
         yield "ffn_gate_shexp.weight", (e, s.n_ff_shared)
         yield "ffn_up_shexp.weight", (e, s.n_ff_shared)
         yield "ffn_down_shexp.weight", (s.n_ff_shared, e)
@@ -154,7 +196,7 @@ def _tensor_list(entry: ModelEntry) -> list[tuple[str, tuple[int, ...], int | No
     if entry.architecture == "llama" and entry.family.startswith(ROPE_FREQS_FAMILIES):
         top.append(("rope_freqs.weight", (s.head_dim_k // 2,)))
     out = [(name, shape, None, name) for name, shape in sorted(top)]
-    for il in range(s.n_layers):
+    for il in range(s.n_layers + s.nextn_layers):
         out.extend((f"blk.{il}.{name}", shape, il, name) for name, shape in sorted(_layer(s, layout, il)))
     return out
 
@@ -249,7 +291,8 @@ def _category(name: str) -> str:
 
 def _converter_type(name: str, shape: tuple[int, ...], layout: ArchLayout) -> str | None:
     """The type convert_hf_to_gguf forces, or None when the tensor gets the outtype (and is quantizable)."""
-    if len(shape) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight") or "ffn_gate_inp" in name:
+    if len(shape) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight") or "ffn_gate_inp" in name \
+            or "ssm_conv1d" in name:
         return "F32"
     if layout.mxfp4_experts and "_exps." in name:
         return "MXFP4"
@@ -318,8 +361,9 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
               and (entry.architecture != "llama" or s.n_head != s.n_head_kv))
     imatrix = ftype.startswith("IQ") if imatrix is None else imatrix
     mixed = ftype in MIXED_FTYPES
-    ctxs = [_Ctx(ftype, base, i, s.n_layers, s.n_head // s.n_head_kv, s.n_expert, is_70b, imatrix)
-            for i in range(s.n_layers)]
+    n_all = s.n_layers + s.nextn_layers  # llama-quantize loads MTP blocks too and counts them in n
+    ctxs = [_Ctx(ftype, base, i, n_all, s.n_head // s.n_head_kv, s.n_expert, is_70b, imatrix)
+            for i in range(n_all)]
     types = load_ggml_types()
     # A layer's tensors repeat in every layer and only the attn_v / ffn_down rules read the layer index, so the
     # decision is worked out once per (type forced, category, shape[, layer]): ~10x fewer rule evaluations.
@@ -368,3 +412,16 @@ def estimated_file_bytes(entry: ModelEntry, quant: str, tensors: list[Tensor] | 
     """Size of the GGUF file: the header estimate plus every tensor's bytes, each padded to 32-byte alignment."""
     tensors = tensors if tensors is not None else synthesize_tensors(entry, quant)
     return header_bytes(entry, tensors) + sum(_pad(t.n_bytes) for t in tensors)
+
+
+def scaled_to_file(entry: ModelEntry, all_tensors: list[Tensor], tensors: list[Tensor],
+                   file_bytes: int) -> list[Tensor]:
+    """A custom mix (a publisher's own per-tensor types, e.g. unsloth's dynamic quants) planned from its file
+    size: the quantized tensors are scaled by one factor so that the file adds up to `file_bytes`; float tensors
+    (norms, routers, conv kernels) keep their size. `tensors` is the loaded subset of `all_tensors`."""
+    fixed = header_bytes(entry, all_tensors) + sum(_pad(t.n_bytes) for t in all_tensors if t.type_name in FLOAT_TYPES)
+    quantized = sum(_pad(t.n_bytes) for t in all_tensors if t.type_name not in FLOAT_TYPES)
+    if quantized <= 0:
+        return tensors
+    ratio = (file_bytes - fixed) / quantized
+    return [t if t.type_name in FLOAT_TYPES else t._replace(n_bytes=int(t.n_bytes * ratio)) for t in tensors]

@@ -1,0 +1,109 @@
+"""Hybrid recurrent models (Gated DeltaNet: qwen35 / qwen35moe / qwen3next), issue 15: which layers hold a KV cache
+and which a recurrent state, how big the state is, MTP blocks that are in the file but never loaded, and the
+catalog's custom-mix files. The figures against a real llama-server are in benchmarks/memory_truth.py (and
+tests/test_memory_truth.py): weights, KV, state and compute each within 3 %."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.synthetic import write_synthetic_gguf
+from inferform.catalog.models import ModelEntry, find_model
+from inferform.engines.llama_log import parse
+from inferform.gguf import read_gguf
+from inferform.planner.memory import RunConfig, estimate
+from inferform.planner.model import from_catalog, from_gguf, gdn_state
+
+TINY = dict(n_layers=8, n_embd=256, n_head=4, n_head_kv=2, head_dim_k=64, head_dim_v=64, n_ff=0, n_vocab=512,
+            n_expert=8, n_expert_used=2, n_ff_expert=128, n_expert_shared=1, n_ff_shared=128,
+            full_attention_interval=4, ssm_conv_kernel=4, ssm_state_size=32, ssm_group_count=2,
+            ssm_time_step_rank=4, ssm_inner_size=128, attn_output_gate=True, nextn_layers=1)
+
+
+def _entry(**changes) -> ModelEntry:
+    return ModelEntry.model_validate(dict(
+        id="tiny-hybrid", name="tiny", family="qwen3.5", architecture="qwen35moe", params_b=0.01, active_params_b=0.01,
+        license="apache-2.0", use_cases=["chat"], context_trained=8192, shapes={**TINY, **changes}, quants=[],
+        source="https://example.org/tiny", read="2026-12-02"))
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory) -> Path:
+    return write_synthetic_gguf(_entry(), "Q8_0", tmp_path_factory.mktemp("hybrid") / "tiny.gguf")
+
+
+def test_every_fourth_layer_is_attention_and_the_rest_are_recurrent(tiny_gguf: Path) -> None:
+    model = from_gguf(read_gguf(tiny_gguf), "Q8_0")
+    assert [layer.recurrent for layer in model.layers] == [True, True, True, False] * 2
+    assert model.n_recurrent == 6
+    assert all(layer.n_embd_k_gqa == 0 for layer in model.layers if layer.recurrent)
+    assert model.layers[3].n_embd_k_gqa == 2 * 64
+    # conv state: (d_conv - 1) x (inner + 2 x groups x state); state: state x inner (src/llama-hparams.cpp)
+    assert model.recurrent == gdn_state(4, 128, 32, 2) == ((4 - 1) * (128 + 2 * 2 * 32), 32 * 128)
+
+
+def test_mtp_blocks_are_in_the_file_but_not_in_memory(tiny_gguf: Path) -> None:
+    info = read_gguf(tiny_gguf)
+    assert any(t.layer == 8 for t in info.tensors), "the synthetic file carries the MTP block"
+    model = from_gguf(info, "Q8_0")
+    assert model.n_layers == 8 and model.n_nextn == 1
+    assert all(t.layer is None or t.layer < 8 for t in model.tensors)
+    assert model.weight_bytes < info.tensor_bytes
+
+
+def test_state_grows_with_slots_not_with_context(tiny_gguf: Path) -> None:
+    model = from_gguf(read_gguf(tiny_gguf), "Q8_0")
+    one = estimate(model, RunConfig(n_ctx=4096, parallel=1)).host
+    long = estimate(model, RunConfig(n_ctx=32768, parallel=1)).host
+    four = estimate(model, RunConfig(n_ctx=4096, parallel=4)).host
+    per_slot = 6 * model.recurrent.row_bytes
+    assert one.state == long.state == per_slot
+    assert four.state == 4 * per_slot
+    # the KV cache is only the two attention layers' and does grow with the context
+    assert one.kv == 2 * 4096 * (2 * 64 + 2 * 64) * 2
+    assert long.kv == 8 * one.kv
+    assert one.total == one.weights + one.kv + one.state + one.compute
+
+
+def test_state_follows_its_layers_to_the_gpu(tiny_gguf: Path) -> None:
+    model = from_gguf(read_gguf(tiny_gguf), "Q8_0")
+    mem = estimate(model, RunConfig(n_ctx=4096, n_gpus=1, n_gpu_layers=5))  # output + layers 4..7 on the GPU
+    assert mem.first_gpu_layer == 4
+    assert mem.gpu.state == 3 * model.recurrent.row_bytes and mem.host.state == 3 * model.recurrent.row_bytes
+    assert mem.gpu.kv == mem.host.kv  # one attention layer on each side
+
+
+def test_ngl_counts_the_mtp_block(cli, tmp_path: Path, tiny_gguf: Path) -> None:
+    """llama.cpp counts -ngl over every block in the file (MTP included): all trunk layers on the GPU is
+    n_layers + 1 (output) + 1 (the MTP block)."""
+    setup = tmp_path / "s.yaml"
+    setup.write_text(f"name: h\nuse_case: chat\ntarget: {{kind: local, hardware: {{gpus: [{{name: RTX 4090}}], "
+                     f"ram_gib: 32, cpu: {{cores: 8}}}}}}\nmodel: {{file: {tiny_gguf}}}\n")
+    done = cli("plan", str(setup), "--json")
+    assert done.code == 0, done.err
+    import json
+
+    plan = json.loads(done.out)
+    assert plan["placement"]["n_gpu_layers"] == 9
+    argv = plan["engine"]["argv"]
+    assert argv[argv.index("-ngl") + 1] == "10"
+
+
+def test_a_custom_mix_is_planned_from_its_published_size() -> None:
+    entry = find_model("qwen3.5-35b-a3b")
+    listed = entry.quant("Q4_K_M")
+    assert listed.recipe and listed.bytes
+    model = from_catalog(entry, "Q4_K_M")
+    assert model.weight_bytes == pytest.approx(listed.bytes, rel=0.005)
+    assert any("custom mix" in note for note in model.notes)
+    standard = from_catalog(entry, "Q8_0")  # llama-quantize's rules: nothing scaled
+    assert not any("custom mix" in note for note in standard.notes)
+
+
+def test_the_rs_buffer_line_is_read() -> None:
+    log = ("llama_memory_recurrent:        CPU RS buffer size =    12.56 MiB\n"
+           "llama_kv_cache:        CPU KV buffer size =    17.00 MiB\n")
+    side = parse(log).side(gpu=False)
+    assert side["state"] == round(12.56 * 1024**2) and side["kv"] == round(17.0 * 1024**2)
