@@ -71,6 +71,11 @@ CASES = [
          "{n_ctx: 16384, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
     Case("synthetic Qwen3-Coder-Next qwen3next (4 of 48 layers), 4k, 4 slots", "synthetic:qwen3-coder-next:Q4_K_M",
          "{n_ctx: 4096, parallel: 4}", n_layers=4),
+    # without flash attention (the earlier rule was 9-12 % high on these)
+    Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
+         "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),
+    Case("synthetic Phi-4 Q4_K_M (4 of 40 layers), 4k, no flash attention", "synthetic:phi-4:Q4_K_M",
+         "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=4),
     # the compute buffer at 32k with a q8_0 cache (reported 6-8 % low elsewhere; within 2 % on this CPU build)
     Case("synthetic Qwen3-30B-A3B MoE (4 of 48 layers), 32k, q8_0 KV", "synthetic:qwen3-30b-a3b:Q4_K_M",
          "{n_ctx: 32768, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),

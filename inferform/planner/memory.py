@@ -276,7 +276,17 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
         return max(mask_cells * ub * 2 + rest_ffn, out_phase)
     masks = mask_cells * ub * 4
     kq = max(kinds.values(), default=0) * ub * model.n_head * 4
-    return max(masks + kq + rest_ffn // 2, masks + rest_ffn, out_phase)
+    # Without flash attention the KQ matrix (n_kv × ub × n_head f32) is allocated above what the layer's earlier
+    # tensors left in the buffer: the FFN's widest row (n_ff, or the used experts' rows) or the attention input,
+    # q and its output (n_embd + 2·q_dim), plus the K and V rows twice. Fitted on the pinned build (CPU, 4k-8k,
+    # ub 256/512) for Phi-4, Qwen2.5-7B, Llama-3.1-8B, Gemma-3-4B and Qwen3-30B-A3B shapes within 3 % (Gemma-3-12B
+    # at 16k, not in the fit: -0.2 %); the earlier rule (half the FFN term) was 5-12 % high. The context term
+    # (kq, masks) was exact throughout. A tiny model's fixed buffers (Gemma-3-270M) leave it ~5 % low.
+    kv_width = max((layer.n_embd_k_gqa + layer.n_embd_v_gqa for layer, _ in _layer_kinds(model.layers)), default=0)
+    q_rows = model.q_dim * (2 if model.recurrent is not None else 1)  # Qwen3.5's q carries its output gate
+    widest = max(model.n_ff_active, model.n_embd + 2 * q_rows) + 2 * kv_width
+    attn_peak = masks + kq + ub * widest * 4
+    return max(attn_peak, masks + rest_ffn, out_phase)
 
 
 class LayerBytes(NamedTuple):
