@@ -71,6 +71,11 @@ CASES = [
          "{n_ctx: 16384, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
     Case("synthetic Qwen3-Coder-Next qwen3next (4 of 48 layers), 4k, 4 slots", "synthetic:qwen3-coder-next:Q4_K_M",
          "{n_ctx: 4096, parallel: 4}", n_layers=4),
+    # multi-head latent attention: a K-only cache of kv_lora_rank + rope per token; the peak is in attention
+    Case("synthetic DeepSeek-V3 MLA MoE Q4_K_M (4 of 61 layers), 4k", "synthetic:deepseek-v3-0324:Q4_K_M",
+         "{n_ctx: 4096, parallel: 1}", n_layers=4),
+    Case("synthetic DeepSeek-V3 MLA (4 of 61 layers), 16k, 2 slots, q8_0 KV", "synthetic:deepseek-v3-0324:Q4_K_M",
+         "{n_ctx: 16384, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
     # without flash attention (the earlier rule was 9-12 % high on these)
     Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),

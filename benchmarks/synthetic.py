@@ -80,6 +80,16 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
             w.add_array(f"{arch}.rope.dimension_sections", [11, 11, 10, 0])
     if s.nextn_layers:
         u32["nextn_predict_layers"] = s.nextn_layers
+    if s.is_mla:  # what conversion/deepseek.py writes: the cached row as key_length over one kv head
+        u32 |= {"attention.head_count_kv": 1, "attention.key_length": s.kv_lora_rank + s.rope_dim,
+                "attention.value_length": s.kv_lora_rank, "attention.key_length_mla": s.head_dim_k,
+                "attention.value_length_mla": s.head_dim_v, "attention.kv_lora_rank": s.kv_lora_rank,
+                "rope.dimension_count": s.rope_dim, "expert_shared_count": s.n_expert_shared,
+                "expert_gating_func": 2}  # sigmoid
+        if s.q_lora_rank:
+            u32["attention.q_lora_rank"] = s.q_lora_rank
+        w.add_float32(f"{arch}.expert_weights_scale", 2.5)
+        w.add_bool(f"{arch}.expert_weights_norm", True)
     if s.sliding_window:  # gemma3/gpt-oss: n_swa; the pattern is hard-coded (6 / 2) unless this key is given
         u32["attention.sliding_window"] = s.sliding_window
         if s.swa_pattern:

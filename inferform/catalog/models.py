@@ -41,10 +41,19 @@ class Shapes(BaseModel):
     ssm_inner_size: int = Field(0, ge=0)  # linear_value_head_dim x linear_num_value_heads
     attn_output_gate: bool = False  # q projection carries a per-head output gate (2 x n_head x head_dim rows)
     nextn_layers: int = Field(0, ge=0)  # MTP blocks the converter appends (in the file, skipped at load)
+    # Multi-head latent attention (deepseek2: DeepSeek-V3/R1, Kimi K2): head_dim_k = qk_nope + qk_rope,
+    # head_dim_v = v_head_dim; the cache holds kv_lora_rank + rope_dim per token and layer, K only.
+    q_lora_rank: int = Field(0, ge=0)  # 0: a plain q projection (the "lite" models)
+    kv_lora_rank: int = Field(0, ge=0)
+    rope_dim: int = Field(0, ge=0)  # qk_rope_head_dim
 
     @property
     def is_moe(self) -> bool:
         return self.n_expert > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
 
     @property
     def is_hybrid(self) -> bool:
@@ -62,7 +71,8 @@ class Shapes(BaseModel):
 
 class QuantFile(Row):
     quant: str
-    file: str
+    file: str | None = Field(None, description="hf://repo/path of the file (the first shard of a split one); "
+                             "left out where only the repo page and the size were read: planned, not fetched")
     bytes: int | None = Field(None, gt=0, description="Exact size when read from the source.")
     size_gb: float | None = Field(None, gt=0, description="Size as the source prints it (decimal GB, rounded), "
                                   "when no exact byte count was read.")
@@ -102,6 +112,11 @@ def param_count(s: Shapes) -> int:
     q_rows = s.n_head * s.head_dim_k * (2 if s.attn_output_gate else 1)
     attn = s.n_embd * (q_rows + s.n_head_kv * (s.head_dim_k + s.head_dim_v))
     attn += s.n_head * s.head_dim_v * s.n_embd
+    if s.is_mla:  # q down/up (or plain q), compressed kv + rope key, its k/v up-projections, output
+        nope = s.head_dim_k - s.rope_dim
+        q = s.n_embd * s.q_lora_rank + s.q_lora_rank * q_rows if s.q_lora_rank else s.n_embd * q_rows
+        attn = (q + s.n_embd * (s.kv_lora_rank + s.rope_dim) + s.kv_lora_rank * s.n_head * (nope + s.head_dim_v)
+                + s.n_head * s.head_dim_v * s.n_embd)
     key_dim = s.ssm_state_size * s.ssm_group_count
     # Gated DeltaNet: qkv (2 key + value), z gate, beta and alpha per value head, out projection
     recurrent = s.n_embd * (2 * key_dim + 2 * s.ssm_inner_size + 2 * s.ssm_time_step_rank) \

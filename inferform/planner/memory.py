@@ -268,6 +268,13 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
             per_token -= model.q_dim
         elif model.q_dim < model.n_embd:
             per_token += model.q_dim
+    if model.mla_kv_lora:
+        # multi-head latent attention peaks in attention, not in the FFN: q absorbed into the latent space
+        # (n_head × kv_lora), q with its rope part (n_head × (kv_lora + rope)) and the attention output before the
+        # v_b up-projection (n_head × kv_lora) are live together, beside the residual (src/models/deepseek2.cpp
+        # graph). Measured on DeepSeek-V3 shapes (4 of 61 layers, 4k-16k, ub 256-1024, FA on and off): +1.3 %.
+        rope = model.layers[0].n_embd_k_gqa - model.mla_kv_lora if model.layers else 0
+        per_token = max(per_token, model.n_head * (3 * model.mla_kv_lora + rope) + model.n_embd)
     rest_ffn = int(ub * per_token * 4)
     out_phase = (cfg.n_outputs_reserve * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
     kinds = {c.kind: c.cells for c in caches}
@@ -285,7 +292,7 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     kv_width = max((layer.n_embd_k_gqa + layer.n_embd_v_gqa for layer, _ in _layer_kinds(model.layers)), default=0)
     q_rows = model.q_dim * (2 if model.recurrent is not None else 1)  # Qwen3.5's q carries its output gate
     widest = max(model.n_ff_active, model.n_embd + 2 * q_rows) + 2 * kv_width
-    attn_peak = masks + kq + ub * widest * 4
+    attn_peak = masks + kq + (rest_ffn if model.mla_kv_lora else ub * widest * 4)
     return max(attn_peak, masks + rest_ffn, out_phase)
 
 

@@ -60,6 +60,7 @@ class ModelDesc(NamedTuple):
     notes: tuple[str, ...] = ()
     recurrent: Recurrent | None = None  # hybrid models: the state per recurrent layer and sequence
     n_nextn: int = 0  # MTP blocks after the trunk: in the file and in -ngl's count, never loaded for serving
+    mla_kv_lora: int = 0  # multi-head latent attention: the compressed KV width (0 = ordinary attention)
 
     @property
     def is_moe(self) -> bool:
@@ -132,11 +133,12 @@ def _per_layer(value: int | list[int] | None, n_layers: int, default: int) -> li
 
 # Metadata of mechanisms the memory model does not size yet: a GGUF carrying one is refused, not planned as plain
 # attention (names from gguf-py's constants: Keys.SSM, Keys.Attention.KV_LORA_RANK).
-_UNMODELLED = (("attention.kv_lora_rank", "MLA's compressed KV cache"),
-               ("wkv.head_size", "RWKV's recurrent state"),
+_UNMODELLED = (("wkv.head_size", "RWKV's recurrent state"),
                ("shortconv.l_cache", "short-convolution state"))
 
 
+# Multi-head latent attention: the cache holds kv_lora_rank + rope dims per token, K only (src/llama-kv-cache.cpp)
+MLA_ARCHITECTURES = frozenset({"deepseek2"})
 # Gated DeltaNet hybrids: recurrent layers by full_attention_interval (src/models/qwen35.cpp load_arch_hparams)
 GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
 
@@ -171,6 +173,16 @@ def check_supported(info: GGUFInfo) -> None:
             f"this {arch} GGUF carries {arch}.ssm.state_size (recurrent state per slot), which inferform does not "
             "size for this architecture yet", file=info.path,
             hint=f"hybrid architectures inferform sizes: {', '.join(sorted(GATED_DELTA_NET))}")
+    if f"{arch}.attention.kv_lora_rank" in info.metadata and arch not in MLA_ARCHITECTURES:
+        raise InferformError.single(
+            f"this {arch} GGUF carries {arch}.attention.kv_lora_rank (MLA's compressed KV cache), which inferform "
+            "does not size for this architecture yet", file=info.path,
+            hint=f"MLA architectures inferform sizes: {', '.join(sorted(MLA_ARCHITECTURES))}")
+    if arch in MLA_ARCHITECTURES and f"{arch}.attention.key_length_mla" not in info.metadata:
+        raise InferformError.single(
+            f"this {arch} GGUF predates the split k_b / v_b tensors (no {arch}.attention.key_length_mla): llama.cpp "
+            "runs it as full multi-head attention, which inferform does not size", file=info.path,
+            hint="a GGUF converted since 2025 (attn_k_b / attn_v_b), or a catalog model from `inferform models`")
     for key, what in _UNMODELLED:
         if f"{arch}.{key}" in info.metadata:
             raise InferformError.single(
@@ -201,10 +213,15 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
     n_head_kv = _per_layer(info.arch_value("attention.head_count_kv"), n_layers, n_head[0])
     head_k = int(info.arch_value("attention.key_length", n_embd // max(n_head[0], 1)))
     head_v = int(info.arch_value("attention.value_length", head_k))
+    mla = arch in MLA_ARCHITECTURES
+    if mla:  # key_length is the cached row (kv_lora + rope) over head_count_kv 1; V is a view of K, not stored
+        n_head_kv = [head_k * kv for kv in n_head_kv]
+        head_k, head_v = int(info.arch_value("attention.key_length_mla")), 0
     window = int(info.arch_value("attention.sliding_window", 0) or 0)
     swa = swa_layers(arch, n_layers, window)
     recurrent = _recurrent_layers(info, n_layers, n_all)
     layers = [LayerAttn(0, 0, False, True) if recurrent[i] else
+              LayerAttn(n_head_kv[i], 0, swa[i]) if mla else
               LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
     state = None
     if any(recurrent):
@@ -221,7 +238,8 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         n_ff_shared=int(info.arch_value("expert_shared_feed_forward_length", 0) or 0), head_dim_k=head_k,
         tensors=[t for t in info.tensors if t.layer is None or t.layer < n_layers],
         file_bytes=info.file_bytes, context_trained=int(info.arch_value("context_length", 0) or 0),
-        source="gguf", quant=quant, recurrent=state, n_nextn=n_nextn)
+        source="gguf", quant=quant, recurrent=state, n_nextn=n_nextn,
+        mla_kv_lora=int(info.arch_value("attention.kv_lora_rank", 0) or 0) if mla else 0)
 
 
 _DESCS: dict[tuple[str, str], tuple[ModelEntry, ModelDesc]] = {}
@@ -239,6 +257,7 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
     s = entry.shapes
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
     layers = [LayerAttn(0, 0, False, True) if s.is_recurrent(i) else
+              LayerAttn(s.kv_lora_rank + s.rope_dim, 0, swa[i]) if s.is_mla else
               LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
     state = gdn_state(s.ssm_conv_kernel, s.ssm_inner_size, s.ssm_state_size, s.ssm_group_count) \
         if s.is_hybrid else None
@@ -258,6 +277,6 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
         n_expert_used=s.n_expert_used, n_ff_expert=s.n_ff_expert, n_ff_shared=s.n_ff_shared,
         head_dim_k=s.head_dim_k, tensors=tensors, file_bytes=file_bytes,
         context_trained=entry.context_trained, source="shapes", quant=quant, notes=tuple(notes),
-        recurrent=state, n_nextn=s.nextn_layers)
+        recurrent=state, n_nextn=s.nextn_layers, mla_kv_lora=s.kv_lora_rank)
     _DESCS[(entry.id, quant)] = (entry, desc)
     return desc

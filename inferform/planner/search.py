@@ -132,7 +132,7 @@ def _candidates(setup: Setup, gguf: GGUFInfo | None) -> list[tuple[ModelDesc | N
         quants = [pinned.upper()] if pinned else [q.quant for q in e.quants]
         for q in quants:  # trials() orders them (smallest file first)
             listed = e.quant(q)
-            file = spec.file if spec and spec.file else (listed.file if listed else f"{e.id}:{q}")
+            file = spec.file if spec and spec.file else (listed.file if listed and listed.file else f"{e.id}:{q}")
             out.append((None, e, q, file))
     return out
 
@@ -231,6 +231,10 @@ def trials(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> I
             kv_types_here = kv_types
         if not kv_types_here:
             continue
+        if model.mla_kv_lora and any(ctk != ctv for ctk, ctv in kv_types_here):
+            raise InferformError.single(
+                f"{entry.id if entry else file} uses multi-head latent attention: its cache keeps V inside K, so "
+                "llama.cpp needs one type for both", hint="give cache_type_k and cache_type_v the same value")
         lb = layer_bytes(model, repack)
         trained = model.context_trained or (entry.context_trained if entry else 4096)
         for parallel in _parallel_options(setup, goals):

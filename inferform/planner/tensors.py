@@ -40,6 +40,7 @@ class ArchLayout(NamedTuple):
     spm_vocab: bool = False  # sentencepiece tokenizer: scores, no merges (header estimate only)
     shexp_gate: bool = False  # qwen35moe / qwen3next: a 1-D ffn_gate_inp_shexp scales the shared expert
     split_beta_alpha: bool = True  # qwen35: ssm_beta + ssm_alpha; qwen3next: one fused ssm_ba
+    expert_bias: bool = False  # deepseek2 / glm4moe: exp_probs_b.bias [n_expert] (the router's selection bias)
 
 
 ARCHITECTURES: dict[str, ArchLayout] = {
@@ -56,6 +57,8 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     "qwen35": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm"),
     "qwen35moe": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm", shexp_gate=True),
     "qwen3next": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm", shexp_gate=True, split_beta_alpha=False),
+    # multi-head latent attention (src/models/deepseek2.cpp load_arch_tensors): kv_b split into k_b / v_b
+    "deepseek2": ArchLayout(expert_bias=True),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -91,6 +94,25 @@ def _recurrent(s: Shapes, a: ArchLayout) -> Iterator[tuple[str, tuple[int, ...]]
     yield "ssm_out.weight", (value_dim, e)
 
 
+def _mla(s: Shapes) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """Multi-head latent attention as the converter writes it (conversion/deepseek.py): q through a low-rank
+    q_a / q_b pair, one compressed kv_a_mqa row (kv_lora_rank + the rope key), and kv_b split per head into
+    k_b [nope, kv_lora, n_head] and v_b [kv_lora, v_head_dim, n_head]."""
+    e, h, kv = s.n_embd, s.n_head, s.kv_lora_rank
+    nope = s.head_dim_k - s.rope_dim
+    if s.q_lora_rank:
+        yield "attn_q_a_norm.weight", (s.q_lora_rank,)
+        yield "attn_q_a.weight", (e, s.q_lora_rank)
+        yield "attn_q_b.weight", (s.q_lora_rank, h * s.head_dim_k)
+    else:
+        yield "attn_q.weight", (e, h * s.head_dim_k)
+    yield "attn_kv_a_norm.weight", (kv,)
+    yield "attn_kv_a_mqa.weight", (e, kv + s.rope_dim)
+    yield "attn_k_b.weight", (nope, kv, h)
+    yield "attn_v_b.weight", (kv, s.head_dim_v, h)
+    yield "attn_output.weight", (h * s.head_dim_v, e)
+
+
 def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, ...]]]:
     e, q = s.n_embd, s.n_head * s.head_dim_k
     k, v = s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v
@@ -101,6 +123,10 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
             yield f"nextn.{norm}.weight", (e,)
     if s.is_recurrent(il):
         yield from _recurrent(s, a)
+        yield from _ffn(s, a, il)
+        return
+    if s.is_mla:
+        yield from _mla(s)
         yield from _ffn(s, a, il)
         return
     q_rows = 2 * q if s.attn_output_gate else q
@@ -138,6 +164,8 @@ def _ffn(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, ..
         return
     x, f = s.n_expert, s.n_ff_expert
     yield "ffn_gate_inp.weight", (e, x)
+    if a.expert_bias:
+        yield "exp_probs_b.bias", (x,)
     if a.moe_biases:
         yield "ffn_gate_inp.bias", (x,)
     for part in ("gate", "up") if s.ffn_gated else ("up",):
