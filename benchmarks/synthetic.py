@@ -80,6 +80,10 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
             w.add_array(f"{arch}.rope.dimension_sections", [11, 11, 10, 0])
     if s.nextn_layers:
         u32["nextn_predict_layers"] = s.nextn_layers
+    if arch == "llama4":  # required; the chunk (8192) and its 3-in-4 pattern are hard-coded in llama4.cpp
+        u32["interleave_moe_layer_step"] = max(s.moe_layer_step, 1)
+        u32.pop("attention.sliding_window", None)
+        u32.pop("attention.sliding_window_pattern", None)
     if s.is_mla:  # what conversion/deepseek.py writes: the cached row as key_length over one kv head
         u32 |= {"attention.head_count_kv": 1, "attention.key_length": s.kv_lora_rank + s.rope_dim,
                 "attention.value_length": s.kv_lora_rank, "attention.key_length_mla": s.head_dim_k,

@@ -29,6 +29,7 @@ class Shapes(BaseModel):
     n_expert_shared: int = Field(0, ge=0)
     n_ff_shared: int = Field(0, ge=0)
     first_dense_layers: int = Field(0, ge=0)
+    moe_layer_step: int = Field(0, ge=0)  # llama4 interleave_moe_layer_step: layer i is MoE when (i+1) % step == 0
     sliding_window: int = Field(0, ge=0)
     swa_pattern: int = Field(0, ge=0)
     # Hybrid recurrent (Gated DeltaNet: qwen35 / qwen35moe / qwen3next), named as the GGUF keys they become:
@@ -64,9 +65,14 @@ class Shapes(BaseModel):
         full_attention_interval-th one (src/models/qwen35.cpp load_arch_hparams)."""
         return self.is_hybrid and il < self.n_layers and (il + 1) % self.full_attention_interval != 0
 
+    def is_moe_layer(self, il: int) -> bool:
+        if not self.is_moe or il < self.first_dense_layers:
+            return False
+        return self.moe_layer_step <= 1 or (il + 1) % self.moe_layer_step == 0
+
     @property
     def n_moe_layers(self) -> int:
-        return self.n_layers - self.first_dense_layers if self.is_moe else 0
+        return sum(self.is_moe_layer(il) for il in range(self.n_layers))
 
 
 class QuantFile(Row):

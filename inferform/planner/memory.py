@@ -253,8 +253,13 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
         # routed experts: gate/up/activation rows per used expert, and each used expert's n_embd output before the
         # weighted sum; 1.5 each fits qwen3moe and gpt-oss logs (benchmarks/memory_truth.py) within 3 %
         used = model.n_expert_used
-        per_token = (1.5 * used * model.n_ff_expert + 1.5 * used * model.n_embd + 3 * model.n_ff_shared
+        # a shared expert adds 1.8 rows of its width (fitted on Llama-4-Scout shapes, top-1 + shared, 4k-32k: within
+        # 1 %; the
+        # other MoE fits have none)
+        per_token = (1.5 * used * model.n_ff_expert + 1.5 * used * model.n_embd + 1.8 * model.n_ff_shared
                      + 3 * model.n_embd + model.q_dim)
+        # dense layers beside the MoE ones (deepseek2's first three, llama4 Maverick's every other)
+        per_token = max(per_token, 3 * model.n_ff + 3 * model.n_embd + model.q_dim)
     else:
         per_token = 3 * model.n_ff + 3 * model.n_embd + model.q_dim
     if cfg.flash_attn and cfg.cache_type_v not in ("f16", "f32", "bf16") and model.recurrent is None:

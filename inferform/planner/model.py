@@ -117,6 +117,13 @@ def _swa_patterns() -> dict[str, int]:
     return {row["name"]: row["swa_pattern"] for row in read_data("architectures.yaml")["architectures"]}
 
 
+@cache
+def _fixed_windows() -> dict[str, int]:
+    """Windows llama.cpp hard-codes whatever the GGUF says (llama4's 8192-token attention chunks)."""
+    return {row["name"]: row["fixed_window"] for row in read_data("architectures.yaml")["architectures"]
+            if row.get("fixed_window")}
+
+
 def swa_layers(architecture: str, n_layers: int, sliding_window: int) -> list[bool]:
     """Which layers use the sliding window, as llama.cpp's set_swa_pattern decides (last of each group is full)."""
     pattern = _swa_patterns().get(architecture, 0)
@@ -202,6 +209,16 @@ def _recurrent_layers(info: GGUFInfo, n_layers: int, n_all: int) -> list[bool]:
     return [(il + 1) % interval != 0 for il in range(n_layers)]
 
 
+def _shared_ffn(info: GGUFInfo) -> int:
+    """The shared expert's width: the GGUF key where the architecture writes one (qwen3.5), else the shared
+    down-projection's row length (llama4 and deepseek2 size it from the expert width)."""
+    listed = int(info.arch_value("expert_shared_feed_forward_length", 0) or 0)
+    if listed:
+        return listed
+    down = next((t for t in info.tensors if t.name.endswith(".ffn_down_shexp.weight")), None)
+    return int(down.shape[0]) if down else 0
+
+
 def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
     check_supported(info)
     arch = info.architecture
@@ -218,6 +235,9 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         n_head_kv = [head_k * kv for kv in n_head_kv]
         head_k, head_v = int(info.arch_value("attention.key_length_mla")), 0
     window = int(info.arch_value("attention.sliding_window", 0) or 0)
+    if arch in _fixed_windows():  # llama4: chunked unless the file says sliding_window 0 (llama4.cpp)
+        listed = info.arch_value("attention.sliding_window")
+        window = 0 if listed is not None and int(listed) == 0 else _fixed_windows()[arch]
     swa = swa_layers(arch, n_layers, window)
     recurrent = _recurrent_layers(info, n_layers, n_all)
     layers = [LayerAttn(0, 0, False, True) if recurrent[i] else
@@ -229,13 +249,15 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
                             for key in ("conv_kernel", "inner_size", "state_size", "group_count")))
     vocab = info.array_lengths.get("tokenizer.ggml.tokens") or int(info.arch_value("vocab_size", 0))
     ff = info.arch_value("feed_forward_length", 0)
+    if info.arch_value("expert_count") and not any(t.name.endswith(".ffn_down.weight") for t in info.tensors):
+        ff = 0  # an MoE file without dense FFN layers: feed_forward_length is the checkpoint's unused dense width
     return ModelDesc(
         architecture=arch, n_layers=n_layers, n_embd=n_embd, n_vocab=int(vocab), n_head=n_head[0],
         n_ff=int(ff[0] if isinstance(ff, list) else ff or 0), layers=layers, sliding_window=window,
         n_expert=int(info.arch_value("expert_count", 0) or 0),
         n_expert_used=int(info.arch_value("expert_used_count", 0) or 0),
         n_ff_expert=int(info.arch_value("expert_feed_forward_length", 0) or 0),
-        n_ff_shared=int(info.arch_value("expert_shared_feed_forward_length", 0) or 0), head_dim_k=head_k,
+        n_ff_shared=_shared_ffn(info), head_dim_k=head_k,
         tensors=[t for t in info.tensors if t.layer is None or t.layer < n_layers],
         file_bytes=info.file_bytes, context_trained=int(info.arch_value("context_length", 0) or 0),
         source="gguf", quant=quant, recurrent=state, n_nextn=n_nextn,
@@ -273,7 +295,8 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
                      "the quantized tensors are scaled to the file's published size")
     desc = ModelDesc(
         architecture=entry.architecture, n_layers=s.n_layers, n_embd=s.n_embd, n_vocab=s.n_vocab, n_head=s.n_head,
-        n_ff=s.n_ff, layers=layers, sliding_window=s.sliding_window, n_expert=s.n_expert,
+        n_ff=s.n_ff if s.n_moe_layers < s.n_layers else 0, layers=layers, sliding_window=s.sliding_window,
+        n_expert=s.n_expert,
         n_expert_used=s.n_expert_used, n_ff_expert=s.n_ff_expert, n_ff_shared=s.n_ff_shared,
         head_dim_k=s.head_dim_k, tensors=tensors, file_bytes=file_bytes,
         context_trained=entry.context_trained, source="shapes", quant=quant, notes=tuple(notes),

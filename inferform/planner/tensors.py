@@ -59,6 +59,9 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     "qwen3next": ArchLayout(qk_norm=True, ffn_norm="post_attention_norm", shexp_gate=True, split_beta_alpha=False),
     # multi-head latent attention (src/models/deepseek2.cpp load_arch_tensors): kv_b split into k_b / v_b
     "deepseek2": ArchLayout(expert_bias=True),
+    # chunked attention (8192, hard-coded) in 3 of every 4 layers, interleaved MoE with a shared expert
+    # (src/models/llama4.cpp): the tensor set is llama's
+    "llama4": ArchLayout(),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -152,7 +155,7 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
 def _ffn(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, ...]]]:
     e = s.n_embd
     yield f"{a.ffn_norm}.weight", (e,)
-    if not s.is_moe or il < s.first_dense_layers:
+    if not s.is_moe_layer(il):
         ff = s.n_ff
         if a.fused_up:
             yield "ffn_up.weight", (e, 2 * ff)
