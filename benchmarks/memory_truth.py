@@ -82,6 +82,11 @@ CASES = [
          "{n_ctx: 4096, parallel: 1}", n_layers=4),
     Case("synthetic Llama-4-Scout (8 of 48 layers), 32k, 2 slots, q8_0 KV", f"synthetic:{SCOUT}:Q4_K_M",
          "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
+    # glm4moe: GQA + MoE with a shared expert; the file's MTP block is skipped at load
+    Case("synthetic GLM-4.5-Air MoE Q4_K_M (4 of 46 layers + MTP), 4k", "synthetic:glm-4.5-air:Q4_K_M",
+         "{n_ctx: 4096, parallel: 1}", n_layers=4),
+    Case("synthetic GLM-4.5-Air (4 of 46 + MTP), 16k, 2 slots, q8_0 KV", "synthetic:glm-4.5-air:Q4_K_M",
+         "{n_ctx: 16384, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
     # without flash attention (the earlier rule was 9-12 % high on these)
     Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),

@@ -80,6 +80,11 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
             w.add_array(f"{arch}.rope.dimension_sections", [11, 11, 10, 0])
     if s.nextn_layers:
         u32["nextn_predict_layers"] = s.nextn_layers
+    if arch == "glm4moe":  # required by glm4-moe.cpp; partial rope (half the head)
+        u32 |= {"expert_shared_count": s.n_expert_shared, "rope.dimension_count": s.head_dim_k // 2,
+                "expert_gating_func": 2}
+        w.add_float32(f"{arch}.expert_weights_scale", 1.0)
+        w.add_bool(f"{arch}.expert_weights_norm", True)
     if arch == "llama4":  # required; the chunk (8192) and its 3-in-4 pattern are hard-coded in llama4.cpp
         u32["interleave_moe_layer_step"] = max(s.moe_layer_step, 1)
         u32.pop("attention.sliding_window", None)

@@ -29,6 +29,7 @@ class Shapes(BaseModel):
     n_expert_shared: int = Field(0, ge=0)
     n_ff_shared: int = Field(0, ge=0)
     first_dense_layers: int = Field(0, ge=0)
+    qk_norm: bool | None = None  # per-model q/k norms where the architecture makes them optional (glm4moe)
     moe_layer_step: int = Field(0, ge=0)  # llama4 interleave_moe_layer_step: layer i is MoE when (i+1) % step == 0
     sliding_window: int = Field(0, ge=0)
     swa_pattern: int = Field(0, ge=0)

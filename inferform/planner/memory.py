@@ -256,8 +256,10 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
         # a shared expert adds 1.8 rows of its width (fitted on Llama-4-Scout shapes, top-1 + shared, 4k-32k: within
         # 1 %; the
         # other MoE fits have none)
+        # The attention row's share is capped at 2 x n_embd: GLM-4.5-Air's q (3 x n_embd) counted whole was 7 %
+        # high, the fits above have q <= 2 x n_embd (GLM-4.5-Air shapes, 4k-16k: within 2 %).
         per_token = (1.5 * used * model.n_ff_expert + 1.5 * used * model.n_embd + 1.8 * model.n_ff_shared
-                     + 3 * model.n_embd + model.q_dim)
+                     + 3 * model.n_embd + min(model.q_dim, 2 * model.n_embd))
         # dense layers beside the MoE ones (deepseek2's first three, llama4 Maverick's every other)
         per_token = max(per_token, 3 * model.n_ff + 3 * model.n_embd + model.q_dim)
     else:

@@ -41,6 +41,7 @@ class ArchLayout(NamedTuple):
     shexp_gate: bool = False  # qwen35moe / qwen3next: a 1-D ffn_gate_inp_shexp scales the shared expert
     split_beta_alpha: bool = True  # qwen35: ssm_beta + ssm_alpha; qwen3next: one fused ssm_ba
     expert_bias: bool = False  # deepseek2 / glm4moe: exp_probs_b.bias [n_expert] (the router's selection bias)
+    nextn_heads: bool = False  # glm4moe: the MTP block ships its own embed_tokens and shared_head_head
 
 
 ARCHITECTURES: dict[str, ArchLayout] = {
@@ -62,6 +63,9 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     # chunked attention (8192, hard-coded) in 3 of every 4 layers, interleaved MoE with a shared expert
     # (src/models/llama4.cpp): the tensor set is llama's
     "llama4": ArchLayout(),
+    # GLM-4.5 family (src/models/glm4-moe.cpp): q/k/v biases, post_attention_norm before the FFN, the router's
+    # selection bias, a shared expert; q/k norms only where the checkpoint has them (Shapes.qk_norm)
+    "glm4moe": ArchLayout(ffn_norm="post_attention_norm", expert_bias=True, nextn_heads=True),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -124,6 +128,9 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
         yield "nextn.eh_proj.weight", (2 * e, e)
         for norm in ("enorm", "hnorm", "shared_head_norm"):
             yield f"nextn.{norm}.weight", (e,)
+        if a.nextn_heads:
+            yield "nextn.embed_tokens.weight", (e, s.n_vocab)
+            yield "nextn.shared_head_head.weight", (e, s.n_vocab)
     if s.is_recurrent(il):
         yield from _recurrent(s, a)
         yield from _ffn(s, a, il)
@@ -141,7 +148,7 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
     yield "attn_output.weight", (s.n_head * s.head_dim_v, e)
     if a.attn_out_bias:
         yield "attn_output.bias", (e,)
-    if a.qk_norm:
+    if a.qk_norm if s.qk_norm is None else s.qk_norm:
         yield "attn_q_norm.weight", (s.head_dim_k,)
         yield "attn_k_norm.weight", (s.head_dim_k,)
     if a.sinks:
