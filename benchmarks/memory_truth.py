@@ -115,6 +115,8 @@ PY_CASES = [
          "{n_ctx: 8192, cache_type_k: q8_0, cache_type_v: q8_0, ubatch: 256}", engine=PY),
     Case("py: synthetic Qwen3.5-9B hybrid (8 of 32 layers), 8k", "synthetic:qwen3.5-9b:Q4_K_M",
          "{n_ctx: 8192}", n_layers=8, engine=PY, grow=False),
+    Case("py: synthetic DeepSeek-V3 MLA (4 of 61 layers), 4k", "synthetic:deepseek-v3-0324:Q4_K_M",
+         "{n_ctx: 4096}", n_layers=4, engine=PY, grow=False),
 ]
 
 
