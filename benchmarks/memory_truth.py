@@ -89,6 +89,11 @@ CASES = [
          "{n_ctx: 4096, parallel: 1}", n_layers=4),
     Case("synthetic GLM-4.5-Air (4 of 46 + MTP), 16k, 2 slots, q8_0 KV", "synthetic:glm-4.5-air:Q4_K_M",
          "{n_ctx: 16384, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
+    # gemma4: sliding layers (head 256) and global layers (head 512, 1 KV head, V = normed K) in one iSWA cache
+    Case("synthetic Gemma-4-12B iSWA Q4_K_M (12 of 48 layers), 8k", "synthetic:gemma-4-12b-it:Q4_K_M",
+         "{n_ctx: 8192, parallel: 1}", n_layers=12),
+    Case("synthetic Gemma-4-12B (12 of 48 layers), 32k, 2 slots, q8_0 KV", "synthetic:gemma-4-12b-it:Q4_K_M",
+         "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=12),
     # without flash attention (the earlier rule was 9-12 % high on these)
     Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),

@@ -29,8 +29,8 @@ CHUNK = 16 << 20
 ROPE_FREQ_BASE = {"qwen35": 10000000.0, "qwen35moe": 10000000.0, "qwen3next": 10000000.0, "llama": 500000.0,
                   "qwen2": 1000000.0, "qwen3": 1000000.0, "qwen3moe": 1000000.0,
                   "gemma3": 1000000.0, "gpt-oss": 150000.0, "phi3": 250000.0, "mistral3": 1000000.0}
-RMS_EPS = {"gemma3": 1e-6, "qwen2": 1e-6, "qwen3": 1e-6, "qwen3moe": 1e-6, "qwen35": 1e-6, "qwen35moe": 1e-6,
-           "qwen3next": 1e-6}
+RMS_EPS = {"gemma3": 1e-6, "gemma4": 1e-6, "qwen2": 1e-6, "qwen3": 1e-6, "qwen3moe": 1e-6, "qwen35": 1e-6,
+           "qwen35moe": 1e-6, "qwen3next": 1e-6}
 N_SPECIAL = 3  # <unk> <s> </s>
 N_BYTE_TOKENS = 256  # <0x00>..<0xFF>: lets the SPM tokenizer find its newline token
 
@@ -72,6 +72,10 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
             u32["leading_dense_block_count"] = s.first_dense_layers
         if s.n_ff_shared:
             u32["expert_shared_feed_forward_length"] = s.n_ff_shared
+    if s.sliding_window:  # gemma3/gpt-oss: n_swa; the pattern is hard-coded (6 / 2) unless this key is given
+        u32["attention.sliding_window"] = s.sliding_window
+        if s.swa_pattern:
+            u32["attention.sliding_window_pattern"] = s.swa_pattern
     if s.is_hybrid:  # what qwen35.cpp / qwen35moe.cpp / qwen3next.cpp load_arch_hparams require
         u32 |= {"full_attention_interval": s.full_attention_interval, "ssm.conv_kernel": s.ssm_conv_kernel,
                 "ssm.inner_size": s.ssm_inner_size, "ssm.state_size": s.ssm_state_size,
@@ -85,6 +89,19 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
                 "expert_gating_func": 2}
         w.add_float32(f"{arch}.expert_weights_scale", 1.0)
         w.add_bool(f"{arch}.expert_weights_norm", True)
+    if arch == "gemma4":  # gemma4.cpp: a per-layer pattern array, per-layer KV heads, both head sizes
+        from inferform.catalog.models import layer_heads
+
+        u32.pop("attention.sliding_window_pattern", None)
+        u32.pop("attention.head_count_kv", None)
+        swa = [(il + 1) % max(s.swa_pattern, 1) != 0 for il in range(s.n_layers)]
+        w.add_array(f"{arch}.attention.sliding_window_pattern", swa)
+        w.add_array(f"{arch}.attention.head_count_kv", [layer_heads(s, flag)[1] for flag in swa])
+        u32 |= {"attention.key_length": s.global_head_dim, "attention.value_length": s.global_head_dim,
+                "attention.key_length_swa": s.head_dim_k, "attention.value_length_swa": s.head_dim_v,
+                "rope.dimension_count": s.global_head_dim, "rope.dimension_count_swa": s.head_dim_k,
+                "attention.shared_kv_layers": 0, "embedding_length_per_layer_input": 0}
+        w.add_float32(f"{arch}.final_logit_softcapping", 30.0)
     if arch == "llama4":  # required; the chunk (8192) and its 3-in-4 pattern are hard-coded in llama4.cpp
         u32["interleave_moe_layer_step"] = max(s.moe_layer_step, 1)
         u32.pop("attention.sliding_window", None)
@@ -99,10 +116,6 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
             u32["attention.q_lora_rank"] = s.q_lora_rank
         w.add_float32(f"{arch}.expert_weights_scale", 2.5)
         w.add_bool(f"{arch}.expert_weights_norm", True)
-    if s.sliding_window:  # gemma3/gpt-oss: n_swa; the pattern is hard-coded (6 / 2) unless this key is given
-        u32["attention.sliding_window"] = s.sliding_window
-        if s.swa_pattern:
-            u32["attention.sliding_window_pattern"] = s.swa_pattern
     for key, value in u32.items():
         w.add_uint32(f"{arch}.{key}", value)
     w.add_float32(f"{arch}.rope.freq_base", ROPE_FREQ_BASE.get(arch, 10000.0))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CURRENT = ("qwen3.5-", "qwen3.6-", "qwen3-coder-next", "deepseek-v3", "llama-4-", "glm-4.5")
+CURRENT = ("qwen3.5-", "qwen3.6-", "qwen3-coder-next", "deepseek-v3", "llama-4-", "glm-4.5", "gemma-4-")
 CARDS = {"16 GB + 64 GB RAM": "RTX 4060 Ti 16GB", "24 GB": "RTX 4090"}
 
 
@@ -31,5 +31,5 @@ def test_the_catalog_lists_the_new_families(cli) -> None:
     assert done.code == 0, done.err
     models = json.loads(done.out)
     archs = {m["architecture"] for m in models}
-    assert {"qwen35", "qwen35moe", "qwen3next", "deepseek2", "llama4", "glm4moe"} <= archs
+    assert {"qwen35", "qwen35moe", "qwen3next", "deepseek2", "llama4", "glm4moe", "gemma4"} <= archs
     assert len(models) >= 48

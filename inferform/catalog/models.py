@@ -30,6 +30,11 @@ class Shapes(BaseModel):
     n_ff_shared: int = Field(0, ge=0)
     first_dense_layers: int = Field(0, ge=0)
     qk_norm: bool | None = None  # per-model q/k norms where the architecture makes them optional (glm4moe)
+    # gemma4: global (full-attention) layers have their own head size and KV heads, and with attention_k_eq_v no
+    # V projection (V is the normed K, still cached); sliding layers use head_dim_k / n_head_kv
+    global_head_dim: int = Field(0, ge=0)
+    global_n_head_kv: int = Field(0, ge=0)
+    attn_k_eq_v: bool = False
     moe_layer_step: int = Field(0, ge=0)  # llama4 interleave_moe_layer_step: layer i is MoE when (i+1) % step == 0
     sliding_window: int = Field(0, ge=0)
     swa_pattern: int = Field(0, ge=0)
@@ -112,6 +117,13 @@ class ModelEntry(Row):
         return next((q for q in self.quants if q.quant.upper() == name.upper()), None)
 
 
+def layer_heads(s: Shapes, swa: bool) -> tuple[int, int, bool]:
+    """(head dim, KV heads, has a V projection) of an attention layer: gemma4's global layers differ."""
+    if s.global_head_dim and not swa:
+        return s.global_head_dim, s.global_n_head_kv or s.n_head_kv, not s.attn_k_eq_v
+    return s.head_dim_k, s.n_head_kv, True
+
+
 def param_count(s: Shapes) -> int:
     """Parameters implied by the shapes (matrices only; norms and biases are under 0.1 %), trunk layers only
     (MTP blocks are not counted: cards count them apart or not at all)."""
@@ -129,11 +141,16 @@ def param_count(s: Shapes) -> int:
     recurrent = s.n_embd * (2 * key_dim + 2 * s.ssm_inner_size + 2 * s.ssm_time_step_rank) \
         + s.ssm_inner_size * s.n_embd
     n_recurrent = sum(s.is_recurrent(il) for il in range(s.n_layers))
+    if s.global_head_dim:  # gemma4: sliding and global layers differ; every swa_pattern-th layer is global
+        n_global = s.n_layers // s.swa_pattern if s.swa_pattern else 0
+        hd, kv, has_v = layer_heads(s, swa=False)
+        global_attn = s.n_embd * (s.n_head * hd + kv * hd * (2 if has_v else 1)) + s.n_head * hd * s.n_embd
+        attn = (attn * (s.n_layers - n_global) + global_attn * n_global) / s.n_layers
     dense_ffn = (3 if s.ffn_gated else 2) * s.n_embd * s.n_ff
     moe_ffn = s.n_expert * 3 * s.n_embd * s.n_ff_expert + s.n_embd * s.n_expert + 3 * s.n_embd * s.n_ff_shared
     n_moe = s.n_moe_layers
-    return (embed + (s.n_layers - n_recurrent) * attn + n_recurrent * recurrent
-            + (s.n_layers - n_moe) * dense_ffn + n_moe * moe_ffn)
+    return int(embed + (s.n_layers - n_recurrent) * attn + n_recurrent * recurrent
+               + (s.n_layers - n_moe) * dense_ffn + n_moe * moe_ffn)
 
 
 @cache

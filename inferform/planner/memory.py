@@ -197,13 +197,18 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[l
     swa_cells = n_ctx_seq if cfg.swa_full else pad(min(n_ctx_seq, model.sliding_window * seqs_per_stream
                                                        + min(cfg.ubatch, cfg.batch)))
     out: dict[tuple[bool, str], list[int]] = {}
+    kinds = _layer_kinds(model.layers)
+    # without flash attention V is stored transposed, every layer's row as wide as the widest layer's
+    # (llama_kv_cache: n_embd_v_gqa_max() when v_trans): gemma4's sliding layers take the global width
+    v_max = 0 if cfg.flash_attn else max((layer.n_embd_v_gqa for layer, _ in kinds), default=0)
     # layers come in a few kinds (full/SWA, one GQA width): price each kind once, not each of 80 layers per trial
-    for layer, idx in _layer_kinds(model.layers):
+    for layer, idx in kinds:
         if layer.recurrent:  # no KV cache: its state is sized by recurrent_state()
             continue
         kind = "swa" if layer.swa else "full"
         cells = swa_cells if layer.swa else n_ctx_seq
-        row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v, layer.n_embd_v_gqa)
+        row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v,
+                                                                             max(layer.n_embd_v_gqa, v_max))
         on_gpu = len(idx) - bisect_left(idx, first_gpu_layer)
         for is_gpu, count in ((True, on_gpu), (False, len(idx) - on_gpu)):
             if count:

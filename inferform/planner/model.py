@@ -235,13 +235,20 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         n_head_kv = [head_k * kv for kv in n_head_kv]
         head_k, head_v = int(info.arch_value("attention.key_length_mla")), 0
     window = int(info.arch_value("attention.sliding_window", 0) or 0)
+    pattern = info.arch_value("attention.sliding_window_pattern")
+    if arch == "gemma4":  # sliding layers have their own head size (key_length_swa); global ones key_length
+        head_k_swa = int(info.arch_value("attention.key_length_swa", head_k))
+        head_v_swa = int(info.arch_value("attention.value_length_swa", head_v))
     if arch in _fixed_windows():  # llama4: chunked unless the file says sliding_window 0 (llama4.cpp)
         listed = info.arch_value("attention.sliding_window")
         window = 0 if listed is not None and int(listed) == 0 else _fixed_windows()[arch]
     swa = swa_layers(arch, n_layers, window)
+    if isinstance(pattern, list) and window:  # a per-layer bool array (gemma4) says which layers slide
+        swa = [bool(v) for v in pattern[:n_layers]]
     recurrent = _recurrent_layers(info, n_layers, n_all)
     layers = [LayerAttn(0, 0, False, True) if recurrent[i] else
               LayerAttn(n_head_kv[i], 0, swa[i]) if mla else
+              LayerAttn(n_head_kv[i] * head_k_swa, n_head_kv[i] * head_v_swa, True) if arch == "gemma4" and swa[i] else
               LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
     state = None
     if any(recurrent):
@@ -264,6 +271,14 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         mla_kv_lora=int(info.arch_value("attention.kv_lora_rank", 0) or 0) if mla else 0)
 
 
+def _gemma4_layer(s, swa: bool) -> LayerAttn:
+    """A gemma4 layer's cache row: K and V of its own head size and KV heads (k_eq_v layers still cache V)."""
+    from inferform.catalog.models import layer_heads
+
+    head, kv, _ = layer_heads(s, swa)
+    return LayerAttn(head * kv, head * kv, swa)
+
+
 _DESCS: dict[tuple[str, str], tuple[ModelEntry, ModelDesc]] = {}
 
 
@@ -280,6 +295,7 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
     layers = [LayerAttn(0, 0, False, True) if s.is_recurrent(i) else
               LayerAttn(s.kv_lora_rank + s.rope_dim, 0, swa[i]) if s.is_mla else
+              _gemma4_layer(s, swa[i]) if s.global_head_dim else
               LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
     state = gdn_state(s.ssm_conv_kernel, s.ssm_inner_size, s.ssm_state_size, s.ssm_group_count) \
         if s.is_hybrid else None

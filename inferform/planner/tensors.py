@@ -17,7 +17,7 @@ tensors without a layer first, then blk.0, blk.1, ..., each group sorted by name
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from inferform.catalog.models import ModelEntry, Shapes
+from inferform.catalog.models import ModelEntry, Shapes, layer_heads
 from inferform.catalog.quants import load_ggml_types, load_quant_types
 from inferform.errors import InferformError, did_you_mean
 from inferform.gguf import Tensor
@@ -42,6 +42,7 @@ class ArchLayout(NamedTuple):
     split_beta_alpha: bool = True  # qwen35: ssm_beta + ssm_alpha; qwen3next: one fused ssm_ba
     expert_bias: bool = False  # deepseek2 / glm4moe: exp_probs_b.bias [n_expert] (the router's selection bias)
     nextn_heads: bool = False  # glm4moe: the MTP block ships its own embed_tokens and shared_head_head
+    layer_scale: bool = False  # gemma4: layer_output_scale.weight [1] per layer
 
 
 ARCHITECTURES: dict[str, ArchLayout] = {
@@ -66,6 +67,9 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     # GLM-4.5 family (src/models/glm4-moe.cpp): q/k/v biases, post_attention_norm before the FFN, the router's
     # selection bias, a shared expert; q/k norms only where the checkpoint has them (Shapes.qk_norm)
     "glm4moe": ArchLayout(ffn_norm="post_attention_norm", expert_bias=True, nextn_heads=True),
+    # gemma4 (src/models/gemma4.cpp): gemma3's norms, per-layer head geometry (Shapes.global_*), no attn_v on
+    # k_eq_v global layers, one rope_freqs for the global layers' proportional rope
+    "gemma4": ArchLayout(qk_norm=True, post_norms=True, spm_vocab=True, layer_scale=True),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -139,23 +143,30 @@ def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, 
         yield from _mla(s)
         yield from _ffn(s, a, il)
         return
+    head = s.head_dim_k
+    has_v = True
+    if s.global_head_dim:  # gemma4: every swa_pattern-th layer is global, with its own geometry
+        head, kv_heads, has_v = layer_heads(s, swa=(il + 1) % max(s.swa_pattern, 1) != 0)
+        q, k, v = s.n_head * head, kv_heads * head, kv_heads * head
     q_rows = 2 * q if s.attn_output_gate else q
-    projections = [("qkv", q + k + v)] if a.fused_qkv else [("q", q_rows), ("k", k), ("v", v)]
+    projections = [("qkv", q + k + v)] if a.fused_qkv else [("q", q_rows), ("k", k)] + ([("v", v)] if has_v else [])
     for part, width in projections:
         yield f"attn_{part}.weight", (e, width)
         if s.attn_bias:
             yield f"attn_{part}.bias", (width,)
-    yield "attn_output.weight", (s.n_head * s.head_dim_v, e)
+    yield "attn_output.weight", (s.n_head * (head if s.global_head_dim else s.head_dim_v), e)
     if a.attn_out_bias:
         yield "attn_output.bias", (e,)
     if a.qk_norm if s.qk_norm is None else s.qk_norm:
-        yield "attn_q_norm.weight", (s.head_dim_k,)
-        yield "attn_k_norm.weight", (s.head_dim_k,)
+        yield "attn_q_norm.weight", (head,)
+        yield "attn_k_norm.weight", (head,)
     if a.sinks:
         yield "attn_sinks.weight", (s.n_head,)
     if a.post_norms:
         yield "post_attention_norm.weight", (e,)
         yield "post_ffw_norm.weight", (e,)
+    if a.layer_scale:
+        yield "layer_output_scale.weight", (1,)
     yield from _ffn(s, a, il)
 
 
@@ -233,6 +244,8 @@ def _tensor_list(entry: ModelEntry) -> list[tuple[str, tuple[int, ...], int | No
         top.append(("output.weight", (s.n_embd, s.n_vocab)))
     if entry.architecture == "llama" and entry.family.startswith(ROPE_FREQS_FAMILIES):
         top.append(("rope_freqs.weight", (s.head_dim_k // 2,)))
+    if entry.architecture == "gemma4":  # the global layers' proportional rope (conversion/gemma.py)
+        top.append(("rope_freqs.weight", (s.global_head_dim // 2,)))
     out = [(name, shape, None, name) for name, shape in sorted(top)]
     for il in range(s.n_layers + s.nextn_layers):
         out.extend((f"blk.{il}.{name}", shape, il, name) for name, shape in sorted(_layer(s, layout, il)))
@@ -405,10 +418,19 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
     types = load_ggml_types()
     # A layer's tensors repeat in every layer and only the attn_v / ffn_down rules read the layer index, so the
     # decision is worked out once per (type forced, category, shape[, layer]): ~10x fewer rule evaluations.
+    # llama-quantize indexes the attn_v rules by the tensor's place among attn_v-category tensors
+    # (qs.i_attention_wv of n_attention_wv), which is the layer only while every layer has exactly one: gemma4's
+    # k_eq_v global layers have none
+    v_count = sum(1 for _, forced, cat in table if cat == "attn_v" and forced is None)
+    v_ctxs = iter([_Ctx(ftype, base, i, v_count, s.n_head // s.n_head_kv, s.n_expert, is_70b, imatrix)
+                   for i in range(v_count)]) if v_count != n_all else None
     decided: dict[tuple, tuple[str, int, int]] = {}
     out = []
     for t, forced, cat in table:
-        key = (forced, cat, t.shape, t.layer if cat in LAYER_RULED else None)
+        ctx = ctxs[t.layer or 0]
+        if v_ctxs is not None and cat == "attn_v" and forced is None:
+            ctx = next(v_ctxs)
+        key = (forced, cat, t.shape, ctx.i if cat == "attn_v" else t.layer if cat in LAYER_RULED else None)
         hit = decided.get(key)
         if hit is None:
             new = forced
@@ -416,7 +438,7 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
                 new = base
             elif new is None:
                 mixes = mixed or cat in ("output", "token_embd")
-                new = _fallback(_mix(cat, t.shape, ctxs[t.layer or 0], tied) if mixes else base, t.shape[0])
+                new = _fallback(_mix(cat, t.shape, ctx, tied) if mixes else base, t.shape[0])
             ggml = types[new]
             hit = decided[key] = (new, ggml.block_size, ggml.type_size)
         new, block, size = hit
