@@ -100,11 +100,41 @@ def _gated_delta_net(c: dict[str, Any], top: dict[str, Any]) -> tuple[str, dict]
     return arch, shapes
 
 
+def _deepseek_v3(c: dict[str, Any], top: dict[str, Any]) -> tuple[str, dict]:
+    """DeepSeek-V3 / R1 / Kimi K2 (conversion/deepseek.py): multi-head latent attention; the MTP layer is dropped."""
+    shapes = {**_common(c, top), **_moe(c, c.get("n_shared_experts", 0))}
+    shapes |= {"head_dim_k": c["qk_nope_head_dim"] + c["qk_rope_head_dim"], "head_dim_v": c["v_head_dim"],
+               "n_ff_shared": c["moe_intermediate_size"] * c.get("n_shared_experts", 0),
+               "first_dense_layers": c.get("first_k_dense_replace", 0), "q_lora_rank": c.get("q_lora_rank") or 0,
+               "kv_lora_rank": c["kv_lora_rank"], "rope_dim": c["qk_rope_head_dim"]}
+    return "deepseek2", shapes
+
+
+def _glm4_moe(c: dict[str, Any], top: dict[str, Any]) -> tuple[str, dict]:
+    """GLM-4.5 family (conversion/glm.py): the converter keeps the MTP block(s)."""
+    shared = c.get("n_shared_experts", 0)
+    shapes = {**_common(c, top), **_moe(c, shared)}
+    shapes |= {"n_ff_shared": c["moe_intermediate_size"] * shared,
+               "first_dense_layers": c.get("first_k_dense_replace", 0), "qk_norm": bool(c.get("use_qk_norm", False)),
+               "nextn_layers": c.get("num_nextn_predict_layers", 0)}
+    return "glm4moe", shapes
+
+
+def _llama4(c: dict[str, Any], top: dict[str, Any]) -> tuple[str, dict]:
+    """Llama 4 (conversion/llama.py Llama4Model): intermediate_size is the expert width, _mlp the dense one."""
+    shapes = {**_common(c, top), "n_ff": c.get("intermediate_size_mlp", 0), "n_expert": c["num_local_experts"],
+              "n_expert_used": c["num_experts_per_tok"], "n_ff_expert": c["intermediate_size"], "n_expert_shared": 1,
+              "n_ff_shared": c["intermediate_size"], "moe_layer_step": c.get("interleave_moe_layer_step", 1),
+              "sliding_window": 8192, "swa_pattern": 4}
+    return "llama4", shapes
+
+
 # config.json model_type -> (GGUF architecture, shapes); the converters' own mapping (conversion/*.py)
 MAPPERS: dict[str, Callable[[dict, dict], tuple[str, dict]]] = {
     "llama": _dense("llama"), "mistral": _dense("llama"), "qwen2": _dense("qwen2"), "qwen3": _dense("qwen3"),
     "qwen3_moe": _qwen_moe, "qwen3_next": _gated_delta_net, "qwen3_5_text": _gated_delta_net,
-    "qwen3_5_moe_text": _gated_delta_net,
+    "qwen3_5_moe_text": _gated_delta_net, "deepseek_v3": _deepseek_v3, "kimi_k2": _deepseek_v3,
+    "glm4_moe": _glm4_moe, "llama4_text": _llama4,
 }
 
 

@@ -87,7 +87,21 @@ def test_dry_run_prints_a_diff_and_writes_nothing(models_dir: Path) -> None:
 
 
 def test_the_repo_list_names_catalog_models_and_files() -> None:
+    """Each entry refreshes a catalog row, or carries what a new row needs beyond the Hub's (name, params, licence,
+    use cases): the models whose architecture inferform sizes but whose files were not read yet."""
+    from inferform.catalog.models import load_models
+
     specs = yaml.safe_load((Path(refresh_catalog.__file__).parent / "catalog_repos.yaml").read_text())["models"]
     for spec in specs:
-        find_model(spec["id"])
         assert (MODELS / spec["file"]).is_file()
+        if spec["id"] not in load_models():
+            assert {"name", "family", "params_b", "active_params_b", "license", "use_cases"} <= set(spec), spec["id"]
+
+
+@pytest.mark.parametrize(("repo", "model_id"), [("deepseek-ai/DeepSeek-V3-0324", "deepseek-v3-0324"),
+                                                ("zai-org/GLM-4.5-Air", "glm-4.5-air")])
+def test_mla_and_glm_configs_map_to_the_catalogs_shapes(repo: str, model_id: str) -> None:
+    arch, shapes = refresh_catalog.shapes_from_config(RecordedHub().config(repo))
+    entry = find_model(model_id)
+    assert arch == entry.architecture
+    assert ModelEntry.model_fields["shapes"].annotation.model_validate(shapes) == entry.shapes
