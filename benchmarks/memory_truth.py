@@ -35,7 +35,8 @@ MIB = 1024**2
 @dataclass(frozen=True)
 class Case:
     label: str
-    model: str  # a real package ("pypi:<name>") or a catalog id written synthetically ("synthetic:<id>:<quant>")
+    model: str  # a real package ("pypi:<name>"), a catalog id written synthetically ("synthetic:<id>:<quant>"), or
+    # an id of benchmarks/shapes.yaml written synthetically ("shapes:<id>:<quant>")
     overrides: str  # YAML flow mapping of pinned values
     n_layers: int | None = None  # synthetic only: truncate the layer count (same per-layer shapes)
     engine: str = "llama.cpp"
@@ -94,6 +95,10 @@ CASES = [
          "{n_ctx: 8192, parallel: 1}", n_layers=12),
     Case("synthetic Gemma-4-12B (12 of 48 layers), 32k, 2 slots, q8_0 KV", "synthetic:gemma-4-12b-it:Q4_K_M",
          "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=12),
+    # lfm2: short-convolution layers hold n_embd x (l_cache - 1) floats per slot; 6 of 16 layers have a KV cache
+    Case("synthetic LFM2-1.2B short-conv hybrid Q4_K_M, 8k", "shapes:lfm2-1.2b:Q4_K_M", "{n_ctx: 8192, parallel: 1}"),
+    Case("synthetic LFM2-1.2B, 32k, 4 slots, q8_0 KV", "shapes:lfm2-1.2b:Q4_K_M",
+         "{n_ctx: 32768, parallel: 4, cache_type_k: q8_0, cache_type_v: q8_0}"),
     # without flash attention (the earlier rule was 9-12 % high on these)
     Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),
@@ -144,8 +149,19 @@ def model_path(case: Case, workdir: Path) -> Path:
     model_id, quant = rest.rsplit(":", 1)
     out = workdir / f"{model_id}-{quant}-{case.n_layers or 'all'}.gguf"
     if not out.exists():
-        write_synthetic_gguf(find_model(model_id), quant, out, n_layers=case.n_layers)
+        entry = bench_shapes()[model_id] if kind == "shapes" else find_model(model_id)
+        write_synthetic_gguf(entry, quant, out, n_layers=case.n_layers)
     return out
+
+
+def bench_shapes():
+    """Families with real shapes but no catalog file yet (benchmarks/shapes.yaml), by id."""
+    import yaml
+
+    from inferform.catalog.models import ModelEntry
+
+    rows = yaml.safe_load((Path(__file__).parent / "shapes.yaml").read_text())["models"]
+    return {row["id"]: ModelEntry.model_validate(row) for row in rows}
 
 
 def plan_case(case: Case, path: Path):

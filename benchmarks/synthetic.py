@@ -29,7 +29,7 @@ CHUNK = 16 << 20
 ROPE_FREQ_BASE = {"qwen35": 10000000.0, "qwen35moe": 10000000.0, "qwen3next": 10000000.0, "llama": 500000.0,
                   "qwen2": 1000000.0, "qwen3": 1000000.0, "qwen3moe": 1000000.0,
                   "gemma3": 1000000.0, "gpt-oss": 150000.0, "phi3": 250000.0, "mistral3": 1000000.0}
-RMS_EPS = {"gemma3": 1e-6, "gemma4": 1e-6, "qwen2": 1e-6, "qwen3": 1e-6, "qwen3moe": 1e-6, "qwen35": 1e-6,
+RMS_EPS = {"lfm2": 1e-5, "gemma3": 1e-6, "gemma4": 1e-6, "qwen2": 1e-6, "qwen3": 1e-6, "qwen3moe": 1e-6, "qwen35": 1e-6,
            "qwen35moe": 1e-6, "qwen3next": 1e-6}
 N_SPECIAL = 3  # <unk> <s> </s>
 N_BYTE_TOKENS = 256  # <0x00>..<0xFF>: lets the SPM tokenizer find its newline token
@@ -62,7 +62,7 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
         "attention.key_length": s.head_dim_k,
         "attention.value_length": s.head_dim_v,
         # llama requires n_rot == head_dim; the Gated DeltaNet hybrids rotate a quarter (partial_rotary_factor)
-        "rope.dimension_count": s.head_dim_k // 4 if s.is_hybrid else s.head_dim_k,
+        "rope.dimension_count": s.head_dim_k // 4 if s.full_attention_interval else s.head_dim_k,
         "vocab_size": s.n_vocab,
     }
     if s.is_moe:  # qwen3moe/gpt-oss need expert_feed_forward_length; all MoE need both counts > 0
@@ -76,7 +76,12 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
         u32["attention.sliding_window"] = s.sliding_window
         if s.swa_pattern:
             u32["attention.sliding_window_pattern"] = s.swa_pattern
-    if s.is_hybrid:  # what qwen35.cpp / qwen35moe.cpp / qwen3next.cpp load_arch_hparams require
+    if s.shortconv_l_cache:  # lfm2.cpp: conv layers are the ones with no KV heads
+        u32.pop("attention.head_count_kv", None)
+        w.add_array(f"{arch}.attention.head_count_kv",
+                    [0 if s.is_recurrent(il) else s.n_head_kv for il in range(s.n_layers)])
+        u32["shortconv.l_cache"] = s.shortconv_l_cache
+    if s.full_attention_interval:  # what qwen35.cpp / qwen35moe.cpp / qwen3next.cpp load_arch_hparams require
         u32 |= {"full_attention_interval": s.full_attention_interval, "ssm.conv_kernel": s.ssm_conv_kernel,
                 "ssm.inner_size": s.ssm_inner_size, "ssm.state_size": s.ssm_state_size,
                 "ssm.group_count": s.ssm_group_count, "ssm.time_step_rank": s.ssm_time_step_rank}

@@ -107,3 +107,22 @@ def test_the_rs_buffer_line_is_read() -> None:
            "llama_kv_cache:        CPU KV buffer size =    17.00 MiB\n")
     side = parse(log).side(gpu=False)
     assert side["state"] == round(12.56 * 1024**2) and side["kv"] == round(17.0 * 1024**2)
+
+
+def test_lfm2_short_conv_layers_keep_their_last_inputs(tmp_path: Path) -> None:
+    """LFM2: a layer without KV heads is a short-convolution layer (lfm2.cpp); its state is the last l_cache - 1
+    inputs (n_embd each) per slot, and nothing else (n_embd_s = 0)."""
+    from benchmarks.memory_truth import bench_shapes
+    from benchmarks.synthetic import truncated
+    from inferform.catalog.models import param_count
+
+    entry = bench_shapes()["lfm2-1.2b"]
+    assert param_count(entry.shapes) + 68_352 == 1_170_340_608  # the card's count; 68,352 are the norms
+    small = truncated(entry, 6).model_copy(update={"shapes": truncated(entry, 6).shapes.model_copy(
+        update={"n_embd": 256, "n_head": 4, "n_head_kv": 2, "head_dim_k": 64, "head_dim_v": 64, "n_ff": 512,
+                "n_vocab": 512})})
+    model = from_gguf(read_gguf(write_synthetic_gguf(small, "Q8_0", tmp_path / "lfm2.gguf")), "Q8_0")
+    assert [layer.recurrent for layer in model.layers] == [True, True, False, True, True, False]
+    assert model.recurrent == (256 * (3 - 1), 0)
+    mem = estimate(model, RunConfig(n_ctx=4096, parallel=2))
+    assert mem.host.state == 4 * 2 * 256 * 2 * 4  # 4 conv layers x 2 slots x n_embd x (l_cache - 1) x f32

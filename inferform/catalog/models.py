@@ -48,6 +48,9 @@ class Shapes(BaseModel):
     ssm_inner_size: int = Field(0, ge=0)  # linear_value_head_dim x linear_num_value_heads
     attn_output_gate: bool = False  # q projection carries a per-head output gate (2 x n_head x head_dim rows)
     nextn_layers: int = Field(0, ge=0)  # MTP blocks the converter appends (in the file, skipped at load)
+    # LFM2 (lfm2): short-convolution layers everywhere but the attention ones (full_attn_idxs)
+    shortconv_l_cache: int = Field(0, ge=0)  # conv_L_cache
+    attn_layers: tuple[int, ...] = ()
     # Multi-head latent attention (deepseek2: DeepSeek-V3/R1, Kimi K2): head_dim_k = qk_nope + qk_rope,
     # head_dim_v = v_head_dim; the cache holds kv_lora_rank + rope_dim per token and layer, K only.
     q_lora_rank: int = Field(0, ge=0)  # 0: a plain q projection (the "lite" models)
@@ -64,12 +67,16 @@ class Shapes(BaseModel):
 
     @property
     def is_hybrid(self) -> bool:
-        return self.full_attention_interval > 0
+        return self.full_attention_interval > 0 or self.shortconv_l_cache > 0
 
     def is_recurrent(self, il: int) -> bool:
-        """llama.cpp's default rule when the GGUF has no recurrent_layers array: every layer except each
-        full_attention_interval-th one (src/models/qwen35.cpp load_arch_hparams)."""
-        return self.is_hybrid and il < self.n_layers and (il + 1) % self.full_attention_interval != 0
+        """Gated DeltaNet: llama.cpp's default rule without a recurrent_layers array, every layer except each
+        full_attention_interval-th one (src/models/qwen35.cpp); LFM2: every layer not listed as attention."""
+        if il >= self.n_layers:
+            return False
+        if self.shortconv_l_cache:
+            return il not in self.attn_layers
+        return self.full_attention_interval > 0 and (il + 1) % self.full_attention_interval != 0
 
     def is_moe_layer(self, il: int) -> bool:
         if not self.is_moe or il < self.first_dense_layers:
@@ -140,6 +147,8 @@ def param_count(s: Shapes) -> int:
     # Gated DeltaNet: qkv (2 key + value), z gate, beta and alpha per value head, out projection
     recurrent = s.n_embd * (2 * key_dim + 2 * s.ssm_inner_size + 2 * s.ssm_time_step_rank) \
         + s.ssm_inner_size * s.n_embd
+    if s.shortconv_l_cache:  # in_proj (b, c, x), out_proj, the depthwise conv
+        recurrent = 4 * s.n_embd * s.n_embd + s.shortconv_l_cache * s.n_embd
     n_recurrent = sum(s.is_recurrent(il) for il in range(s.n_layers))
     if s.global_head_dim:  # gemma4: sliding and global layers differ; every swa_pattern-th layer is global
         n_global = s.n_layers // s.swa_pattern if s.swa_pattern else 0

@@ -24,7 +24,7 @@ from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
-from inferform.planner.model import LayerAttn, ModelDesc
+from inferform.planner.model import GATED_DELTA_NET, LayerAttn, ModelDesc
 
 KV_PAD = 256  # llama.cpp pads KV cell counts to this many cells
 LLAMA_CPP = "llama.cpp"
@@ -302,7 +302,7 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
     # at 16k, not in the fit: -0.2 %); the earlier rule (half the FFN term) was 5-12 % high. The context term
     # (kq, masks) was exact throughout. A tiny model's fixed buffers (Gemma-3-270M) leave it ~5 % low.
     kv_width = max((layer.n_embd_k_gqa + layer.n_embd_v_gqa for layer, _ in _layer_kinds(model.layers)), default=0)
-    q_rows = model.q_dim * (2 if model.recurrent is not None else 1)  # Qwen3.5's q carries its output gate
+    q_rows = model.q_dim * (2 if model.architecture in GATED_DELTA_NET else 1)  # Qwen3.5's q carries its gate
     widest = max(model.n_ff_active, model.n_embd + 2 * q_rows) + 2 * kv_width
     attn_peak = masks + kq + (rest_ffn if model.mla_kv_lora else ub * widest * 4)
     return max(attn_peak, masks + rest_ffn, out_phase)

@@ -140,12 +140,13 @@ def _per_layer(value: int | list[int] | None, n_layers: int, default: int) -> li
 
 # Metadata of mechanisms the memory model does not size yet: a GGUF carrying one is refused, not planned as plain
 # attention (names from gguf-py's constants: Keys.SSM, Keys.Attention.KV_LORA_RANK).
-_UNMODELLED = (("wkv.head_size", "RWKV's recurrent state"),
-               ("shortconv.l_cache", "short-convolution state"))
+_UNMODELLED = (("wkv.head_size", "RWKV's recurrent state"),)
 
 
 # Multi-head latent attention: the cache holds kv_lora_rank + rope dims per token, K only (src/llama-kv-cache.cpp)
 MLA_ARCHITECTURES = frozenset({"deepseek2"})
+# LFM2: short-convolution layers keep their last l_cache-1 inputs per slot (llama_hparams::n_embd_r), no S state
+SHORTCONV = ("lfm2",)
 # Gated DeltaNet hybrids: recurrent layers by full_attention_interval (src/models/qwen35.cpp load_arch_hparams)
 GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
 
@@ -190,6 +191,10 @@ def check_supported(info: GGUFInfo) -> None:
             f"this {arch} GGUF predates the split k_b / v_b tensors (no {arch}.attention.key_length_mla): llama.cpp "
             "runs it as full multi-head attention, which inferform does not size", file=info.path,
             hint="a GGUF converted since 2025 (attn_k_b / attn_v_b), or a catalog model from `inferform models`")
+    if f"{arch}.shortconv.l_cache" in info.metadata and arch not in SHORTCONV:
+        raise InferformError.single(
+            f"this {arch} GGUF carries {arch}.shortconv.l_cache (short-convolution state), which inferform does not "
+            "size for this architecture yet", file=info.path, hint=f"short-conv architectures: {', '.join(SHORTCONV)}")
     for key, what in _UNMODELLED:
         if f"{arch}.{key}" in info.metadata:
             raise InferformError.single(
@@ -200,6 +205,9 @@ def check_supported(info: GGUFInfo) -> None:
 def _recurrent_layers(info: GGUFInfo, n_layers: int, n_all: int) -> list[bool]:
     """Which trunk layers are recurrent: the GGUF's attention.recurrent_layers array, else every layer but each
     full_attention_interval-th (default 4), as qwen35.cpp's load_arch_hparams decides."""
+    if info.architecture in SHORTCONV:  # lfm2.cpp: a layer without KV heads is a short-conv layer
+        kv = _per_layer(info.arch_value("attention.head_count_kv"), n_layers, 1)
+        return [kv[il] == 0 for il in range(n_layers)]
     if info.architecture not in GATED_DELTA_NET:
         return [False] * n_layers
     listed = info.arch_value("attention.recurrent_layers")
@@ -251,7 +259,9 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
               LayerAttn(n_head_kv[i] * head_k_swa, n_head_kv[i] * head_v_swa, True) if arch == "gemma4" and swa[i] else
               LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
     state = None
-    if any(recurrent):
+    if any(recurrent) and arch in SHORTCONV:
+        state = Recurrent(n_embd * (int(info.arch_value("shortconv.l_cache")) - 1), 0)
+    elif any(recurrent):
         state = gdn_state(*(int(info.arch_value(f"ssm.{key}", 0) or 0)
                             for key in ("conv_kernel", "inner_size", "state_size", "group_count")))
     vocab = info.array_lengths.get("tokenizer.ggml.tokens") or int(info.arch_value("vocab_size", 0))
@@ -297,8 +307,8 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
               LayerAttn(s.kv_lora_rank + s.rope_dim, 0, swa[i]) if s.is_mla else
               _gemma4_layer(s, swa[i]) if s.global_head_dim else
               LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]
-    state = gdn_state(s.ssm_conv_kernel, s.ssm_inner_size, s.ssm_state_size, s.ssm_group_count) \
-        if s.is_hybrid else None
+    state = Recurrent(s.n_embd * (s.shortconv_l_cache - 1), 0) if s.shortconv_l_cache else \
+        gdn_state(s.ssm_conv_kernel, s.ssm_inner_size, s.ssm_state_size, s.ssm_group_count) if s.is_hybrid else None
     listed = entry.quant(quant)
     all_tensors = synthesize_tensors(entry, quant)
     file_bytes = listed.file_bytes if listed and listed.file_bytes else \

@@ -70,6 +70,8 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     # gemma4 (src/models/gemma4.cpp): gemma3's norms, per-layer head geometry (Shapes.global_*), no attn_v on
     # k_eq_v global layers, one rope_freqs for the global layers' proportional rope
     "gemma4": ArchLayout(qk_norm=True, post_norms=True, spm_vocab=True, layer_scale=True),
+    # LFM2 (src/models/lfm2.cpp): short-conv or GQA token mixer, q/k norms; the final norm is token_embd_norm
+    "lfm2": ArchLayout(qk_norm=True),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -87,7 +89,13 @@ def _pad(n: int, align: int = 32) -> int:
 
 def _recurrent(s: Shapes, a: ArchLayout) -> Iterator[tuple[str, tuple[int, ...]]]:
     """A Gated DeltaNet layer's token mixer: qkv into a short convolution, z gate, per-value-head beta / alpha,
-    decay (ssm_a), dt bias, the gated norm over one value head and the out projection."""
+    decay (ssm_a), dt bias, the gated norm over one value head and the out projection; or LFM2's short
+    convolution (in_proj to b, c, x; a depthwise conv of l_cache taps; out_proj)."""
+    if s.shortconv_l_cache:
+        yield "shortconv.conv.weight", (s.shortconv_l_cache, s.n_embd)
+        yield "shortconv.in_proj.weight", (s.n_embd, 3 * s.n_embd)
+        yield "shortconv.out_proj.weight", (s.n_embd, s.n_embd)
+        return
     e, key_dim, value_dim, heads = s.n_embd, s.ssm_state_size * s.ssm_group_count, s.ssm_inner_size, \
         s.ssm_time_step_rank
     conv_dim = 2 * key_dim + value_dim
@@ -238,8 +246,8 @@ def _tensor_list(entry: ModelEntry) -> list[tuple[str, tuple[int, ...], int | No
     on its own and the layers follow each other in number order."""
     layout = layout_for(entry.architecture)
     s = entry.shapes
-    top: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s.n_embd, s.n_vocab)),
-                                              ("output_norm.weight", (s.n_embd,))]
+    final_norm = "token_embd_norm.weight" if entry.architecture == "lfm2" else "output_norm.weight"
+    top: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (s.n_embd, s.n_vocab)), (final_norm, (s.n_embd,))]
     if not s.tied_embeddings:
         top.append(("output.weight", (s.n_embd, s.n_vocab)))
     if entry.architecture == "llama" and entry.family.startswith(ROPE_FREQS_FAMILIES):
@@ -343,7 +351,7 @@ def _category(name: str) -> str:
 def _converter_type(name: str, shape: tuple[int, ...], layout: ArchLayout) -> str | None:
     """The type convert_hf_to_gguf forces, or None when the tensor gets the outtype (and is quantizable)."""
     if len(shape) <= 1 or name.endswith("_norm.weight") or not name.endswith(".weight") or "ffn_gate_inp" in name \
-            or "ssm_conv1d" in name:
+            or "ssm_conv1d" in name or "shortconv.conv" in name:
         return "F32"
     if layout.mxfp4_experts and "_exps." in name:
         return "MXFP4"
