@@ -40,7 +40,9 @@ def truncated(entry: ModelEntry, n_layers: int | None) -> ModelEntry:
     if n_layers is None or n_layers >= entry.shapes.n_layers:
         return entry
     shapes = entry.shapes.model_copy(update={
-        "n_layers": n_layers, "first_dense_layers": min(entry.shapes.first_dense_layers, n_layers)})
+        "n_layers": n_layers, "first_dense_layers": min(entry.shapes.first_dense_layers, n_layers),
+        "layer_pattern": entry.shapes.layer_pattern[:n_layers],
+        "attn_layers": tuple(il for il in entry.shapes.attn_layers if il < n_layers)})
     return entry.model_copy(update={"shapes": shapes})
 
 
@@ -81,6 +83,15 @@ def _hparams(w: GGUFWriter, entry: ModelEntry, quant: str) -> None:
         w.add_array(f"{arch}.attention.head_count_kv",
                     [0 if s.is_recurrent(il) else s.n_head_kv for il in range(s.n_layers)])
         u32["shortconv.l_cache"] = s.shortconv_l_cache
+    if s.layer_pattern:  # nemotron-h.cpp: the layer kinds are read from per-layer KV heads and FFN widths
+        u32.pop("attention.head_count_kv", None)
+        u32.pop("feed_forward_length", None)
+        w.add_array(f"{arch}.attention.head_count_kv", [s.n_head_kv if c == "*" else 0 for c in s.layer_pattern])
+        w.add_array(f"{arch}.feed_forward_length", [s.n_ff if c == "-" else 0 for c in s.layer_pattern])
+        u32 |= {"ssm.conv_kernel": s.ssm_conv_kernel, "ssm.inner_size": s.ssm_inner_size,
+                "ssm.state_size": s.ssm_state_size, "ssm.group_count": s.ssm_group_count,
+                "ssm.time_step_rank": s.ssm_time_step_rank}
+        w.add_float32(f"{arch}.attention.layer_norm_epsilon", 1e-5)
     if s.full_attention_interval:  # what qwen35.cpp / qwen35moe.cpp / qwen3next.cpp load_arch_hparams require
         u32 |= {"full_attention_interval": s.full_attention_interval, "ssm.conv_kernel": s.ssm_conv_kernel,
                 "ssm.inner_size": s.ssm_inner_size, "ssm.state_size": s.ssm_state_size,

@@ -51,6 +51,9 @@ class Shapes(BaseModel):
     # LFM2 (lfm2): short-convolution layers everywhere but the attention ones (full_attn_idxs)
     shortconv_l_cache: int = Field(0, ge=0)  # conv_L_cache
     attn_layers: tuple[int, ...] = ()
+    # Nemotron-H (nemotron_h): one letter per layer (hybrid_override_pattern): M Mamba-2 (the ssm_* fields above),
+    # * attention, - MLP
+    layer_pattern: str = ""
     # Multi-head latent attention (deepseek2: DeepSeek-V3/R1, Kimi K2): head_dim_k = qk_nope + qk_rope,
     # head_dim_v = v_head_dim; the cache holds kv_lora_rank + rope_dim per token and layer, K only.
     q_lora_rank: int = Field(0, ge=0)  # 0: a plain q projection (the "lite" models)
@@ -67,7 +70,7 @@ class Shapes(BaseModel):
 
     @property
     def is_hybrid(self) -> bool:
-        return self.full_attention_interval > 0 or self.shortconv_l_cache > 0
+        return self.full_attention_interval > 0 or self.shortconv_l_cache > 0 or bool(self.layer_pattern)
 
     def is_recurrent(self, il: int) -> bool:
         """Gated DeltaNet: llama.cpp's default rule without a recurrent_layers array, every layer except each
@@ -76,6 +79,8 @@ class Shapes(BaseModel):
             return False
         if self.shortconv_l_cache:
             return il not in self.attn_layers
+        if self.layer_pattern:
+            return self.layer_pattern[il] == "M"
         return self.full_attention_interval > 0 and (il + 1) % self.full_attention_interval != 0
 
     def is_moe_layer(self, il: int) -> bool:
@@ -131,9 +136,21 @@ def layer_heads(s: Shapes, swa: bool) -> tuple[int, int, bool]:
     return s.head_dim_k, s.n_head_kv, True
 
 
+def _pattern_params(s: Shapes) -> int:
+    """Nemotron-H: each layer is a Mamba-2 mixer, an attention mixer or an (ungated, ReLU²) MLP."""
+    e, inner, ng, ds, nh = s.n_embd, s.ssm_inner_size, s.ssm_group_count, s.ssm_state_size, s.ssm_time_step_rank
+    mamba = e * (2 * inner + 2 * ng * ds + nh) + inner * e
+    attn = e * (s.n_head * s.head_dim_k + 2 * s.n_head_kv * s.head_dim_k) + s.n_head * s.head_dim_k * e
+    mlp = 2 * e * s.n_ff
+    per = {"M": mamba, "*": attn, "-": mlp}
+    return s.n_vocab * e * (1 if s.tied_embeddings else 2) + sum(per[c] for c in s.layer_pattern)
+
+
 def param_count(s: Shapes) -> int:
     """Parameters implied by the shapes (matrices only; norms and biases are under 0.1 %), trunk layers only
     (MTP blocks are not counted: cards count them apart or not at all)."""
+    if s.layer_pattern:
+        return _pattern_params(s)
     embed = s.n_vocab * s.n_embd * (1 if s.tied_embeddings else 2)
     q_rows = s.n_head * s.head_dim_k * (2 if s.attn_output_gate else 1)
     attn = s.n_embd * (q_rows + s.n_head_kv * (s.head_dim_k + s.head_dim_v))

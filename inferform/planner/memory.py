@@ -203,8 +203,8 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[l
     v_max = 0 if cfg.flash_attn else max((layer.n_embd_v_gqa for layer, _ in kinds), default=0)
     # layers come in a few kinds (full/SWA, one GQA width): price each kind once, not each of 80 layers per trial
     for layer, idx in kinds:
-        if layer.recurrent:  # no KV cache: its state is sized by recurrent_state()
-            continue
+        if layer.recurrent or not (layer.n_embd_k_gqa or layer.n_embd_v_gqa):  # no KV cache (recurrent: see
+            continue  # recurrent_state(); Nemotron-H's FFN-only layers hold nothing)
         kind = "swa" if layer.swa else "full"
         cells = swa_cells if layer.swa else n_ctx_seq
         row = type_bytes(cfg.cache_type_k, layer.n_embd_k_gqa) + type_bytes(cfg.cache_type_v,

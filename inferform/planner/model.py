@@ -147,6 +147,10 @@ _UNMODELLED = (("wkv.head_size", "RWKV's recurrent state"),)
 MLA_ARCHITECTURES = frozenset({"deepseek2"})
 # LFM2: short-convolution layers keep their last l_cache-1 inputs per slot (llama_hparams::n_embd_r), no S state
 SHORTCONV = ("lfm2",)
+# Mamba-2 hybrids whose layers are each a mixer or an FFN (nemotron-h.cpp): Mamba layers have no KV heads and no FFN.
+# Sized exactly for weights, KV and state, but not yet listed in architectures.yaml: the compute buffer of its
+# Mamba-2 layers is not modelled (20 % low on Nemotron-Nano-9B-v2 shapes), so its GGUFs are still refused.
+MAMBA2_LAYERED = frozenset({"nemotron_h"})
 # Gated DeltaNet hybrids: recurrent layers by full_attention_interval (src/models/qwen35.cpp load_arch_hparams)
 GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
 
@@ -176,11 +180,11 @@ def check_supported(info: GGUFInfo) -> None:
             f"GGUF architecture {arch!r} is not one inferform sizes yet: its KV cache or recurrent state would be "
             "planned wrong", file=info.path,
             hint=f"supported architectures: {', '.join(supported)}; `inferform models` lists catalog models of them")
-    if f"{arch}.ssm.state_size" in info.metadata and arch not in GATED_DELTA_NET:
+    if f"{arch}.ssm.state_size" in info.metadata and arch not in GATED_DELTA_NET | MAMBA2_LAYERED:
         raise InferformError.single(
             f"this {arch} GGUF carries {arch}.ssm.state_size (recurrent state per slot), which inferform does not "
             "size for this architecture yet", file=info.path,
-            hint=f"hybrid architectures inferform sizes: {', '.join(sorted(GATED_DELTA_NET))}")
+            hint=f"hybrid architectures inferform sizes: {', '.join(sorted(GATED_DELTA_NET | MAMBA2_LAYERED))}")
     if f"{arch}.attention.kv_lora_rank" in info.metadata and arch not in MLA_ARCHITECTURES:
         raise InferformError.single(
             f"this {arch} GGUF carries {arch}.attention.kv_lora_rank (MLA's compressed KV cache), which inferform "
@@ -208,6 +212,10 @@ def _recurrent_layers(info: GGUFInfo, n_layers: int, n_all: int) -> list[bool]:
     if info.architecture in SHORTCONV:  # lfm2.cpp: a layer without KV heads is a short-conv layer
         kv = _per_layer(info.arch_value("attention.head_count_kv"), n_layers, 1)
         return [kv[il] == 0 for il in range(n_layers)]
+    if info.architecture in MAMBA2_LAYERED:  # nemotron-h.cpp: no KV heads and no FFN makes a Mamba-2 layer
+        kv = _per_layer(info.arch_value("attention.head_count_kv"), n_layers, 1)
+        ff = _per_layer(info.arch_value("feed_forward_length"), n_layers, 0)
+        return [kv[il] == 0 and ff[il] == 0 for il in range(n_layers)]
     if info.architecture not in GATED_DELTA_NET:
         return [False] * n_layers
     listed = info.arch_value("attention.recurrent_layers")
@@ -255,6 +263,7 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         swa = [bool(v) for v in pattern[:n_layers]]
     recurrent = _recurrent_layers(info, n_layers, n_all)
     layers = [LayerAttn(0, 0, False, True) if recurrent[i] else
+              LayerAttn(0, 0, False) if arch in MAMBA2_LAYERED and n_head_kv[i] == 0 else  # an FFN-only layer
               LayerAttn(n_head_kv[i], 0, swa[i]) if mla else
               LayerAttn(n_head_kv[i] * head_k_swa, n_head_kv[i] * head_v_swa, True) if arch == "gemma4" and swa[i] else
               LayerAttn(n_head_kv[i] * head_k, n_head_kv[i] * head_v, swa[i]) for i in range(n_layers)]
@@ -270,7 +279,7 @@ def from_gguf(info: GGUFInfo, quant: str) -> ModelDesc:
         ff = 0  # an MoE file without dense FFN layers: feed_forward_length is the checkpoint's unused dense width
     return ModelDesc(
         architecture=arch, n_layers=n_layers, n_embd=n_embd, n_vocab=int(vocab), n_head=n_head[0],
-        n_ff=int(ff[0] if isinstance(ff, list) else ff or 0), layers=layers, sliding_window=window,
+        n_ff=int(max(ff) if isinstance(ff, list) else ff or 0), layers=layers, sliding_window=window,
         n_expert=int(info.arch_value("expert_count", 0) or 0),
         n_expert_used=int(info.arch_value("expert_used_count", 0) or 0),
         n_ff_expert=int(info.arch_value("expert_feed_forward_length", 0) or 0),
@@ -304,6 +313,7 @@ def from_catalog(entry: ModelEntry, quant: str) -> ModelDesc:
     s = entry.shapes
     swa = swa_layers(entry.architecture, s.n_layers, s.sliding_window)
     layers = [LayerAttn(0, 0, False, True) if s.is_recurrent(i) else
+              LayerAttn(0, 0, False) if s.layer_pattern and s.layer_pattern[i] != "*" else
               LayerAttn(s.kv_lora_rank + s.rope_dim, 0, swa[i]) if s.is_mla else
               _gemma4_layer(s, swa[i]) if s.global_head_dim else
               LayerAttn(s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v, swa[i]) for i in range(s.n_layers)]

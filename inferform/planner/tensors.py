@@ -72,6 +72,8 @@ ARCHITECTURES: dict[str, ArchLayout] = {
     "gemma4": ArchLayout(qk_norm=True, post_norms=True, spm_vocab=True, layer_scale=True),
     # LFM2 (src/models/lfm2.cpp): short-conv or GQA token mixer, q/k norms; the final norm is token_embd_norm
     "lfm2": ArchLayout(qk_norm=True),
+    # Nemotron-H (src/models/nemotron-h.cpp): a layer is Mamba-2, attention (no rope, no norms) or a ReLU² MLP
+    "nemotron_h": ArchLayout(),
 }
 
 # Llama 3.1+ configs use rope_scaling "llama3"; the converter then writes rope_freqs.weight [head_dim/2] (F32).
@@ -132,7 +134,37 @@ def _mla(s: Shapes) -> Iterator[tuple[str, tuple[int, ...]]]:
     yield "attn_output.weight", (h * s.head_dim_v, e)
 
 
+def _pattern_layer(s: Shapes, il: int) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """A Nemotron-H layer by its letter: Mamba-2 (ssm_in to z, xBC, dt; conv with bias; A, D, grouped norm; out),
+    attention, or an ungated MLP."""
+    e, kind = s.n_embd, s.layer_pattern[il]
+    yield "attn_norm.weight", (e,)
+    if kind == "M":
+        inner, ng, ds, nh = s.ssm_inner_size, s.ssm_group_count, s.ssm_state_size, s.ssm_time_step_rank
+        conv = inner + 2 * ng * ds
+        yield "ssm_in.weight", (e, 2 * inner + 2 * ng * ds + nh)
+        yield "ssm_conv1d.weight", (s.ssm_conv_kernel, conv)
+        yield "ssm_conv1d.bias", (conv,)
+        yield "ssm_dt.bias", (nh,)
+        yield "ssm_a", (1, nh)
+        yield "ssm_d", (1, nh)
+        yield "ssm_norm.weight", (inner // ng, ng)
+        yield "ssm_out.weight", (inner, e)
+    elif kind == "*":
+        q, kv = s.n_head * s.head_dim_k, s.n_head_kv * s.head_dim_k
+        yield "attn_q.weight", (e, q)
+        yield "attn_k.weight", (e, kv)
+        yield "attn_v.weight", (e, kv)
+        yield "attn_output.weight", (q, e)
+    else:
+        yield "ffn_up.weight", (e, s.n_ff)
+        yield "ffn_down.weight", (s.n_ff, e)
+
+
 def _layer(s: Shapes, a: ArchLayout, il: int) -> Iterator[tuple[str, tuple[int, ...]]]:
+    if s.layer_pattern:
+        yield from _pattern_layer(s, il)
+        return
     e, q = s.n_embd, s.n_head * s.head_dim_k
     k, v = s.n_head_kv * s.head_dim_k, s.n_head_kv * s.head_dim_v
     yield "attn_norm.weight", (e,)
@@ -432,13 +464,19 @@ def synthesize_tensors(entry: ModelEntry, quant: str, *, imatrix: bool | None = 
     v_count = sum(1 for _, forced, cat in table if cat == "attn_v" and forced is None)
     v_ctxs = iter([_Ctx(ftype, base, i, v_count, s.n_head // s.n_head_kv, s.n_expert, is_70b, imatrix)
                    for i in range(v_count)]) if v_count != n_all else None
+    # with n_expert <= 1 its ffn_down rules take the running count of ffn_down tensors (out of n_layer_all): the
+    # layer only while every layer has one (Nemotron-H's MLPs are 25 of 56 layers)
+    down_count = sum(1 for _, forced, cat in table if cat == "ffn_down" and forced is None)
+    down_i = iter(range(down_count)) if s.n_expert <= 1 and down_count != n_all else None
     decided: dict[tuple, tuple[str, int, int]] = {}
     out = []
     for t, forced, cat in table:
         ctx = ctxs[t.layer or 0]
         if v_ctxs is not None and cat == "attn_v" and forced is None:
             ctx = next(v_ctxs)
-        key = (forced, cat, t.shape, ctx.i if cat == "attn_v" else t.layer if cat in LAYER_RULED else None)
+        elif down_i is not None and cat == "ffn_down" and forced is None:
+            ctx = ctxs[next(down_i)]
+        key = (forced, cat, t.shape, ctx.i if cat in LAYER_RULED else None)
         hit = decided.get(key)
         if hit is None:
             new = forced
