@@ -38,16 +38,21 @@ def test_small_card_models_list_a_smaller_quant(model: str, quant: str) -> None:
 def test_file_names_carry_their_quant() -> None:
     for m in MODELS.values():
         for q in m.quants:
-            if q.file.startswith("hf://") and q.quant != "MXFP4_MOE":
+            if q.file and q.file.startswith("hf://") and q.quant != "MXFP4_MOE":
                 name = q.file.rsplit("/", 1)[1]
                 assert q.quant.lower() in name.lower(), f"{m.id}: {q.file} is not a {q.quant} file"
 
 
-@pytest.mark.parametrize(("model", "quant"), [(m.id, q.quant) for m in MODELS.values() for q in m.quants if q.bytes])
+@pytest.mark.parametrize(("model", "quant"), [(m.id, q.quant) for m in MODELS.values() for q in m.quants
+                                              if q.bytes and not q.recipe])
 def test_published_bytes_match_synthesized_tensors(model: str, quant: str) -> None:
-    # phi-4's Microsoft file was made by an older llama-quantize (attn_qkv rule): +0.24 %; the rest are within 0.1 %
+    # phi-4's Microsoft file was made by an older llama-quantize (attn_qkv rule): +0.24 %; Gemma 4's 262k vocabulary
+    # makes the header estimate 0.1-0.15 % low; unsloth's Qwen3.5-9B Q4_K_M is 0.9 % above the rules (their
+    # imatrix-era mix, within the catalog's 1 % self-check); the rest are within 0.1 %. Custom mixes (`recipe`)
+    # are held to their note in tests/test_catalog.py.
     entry = MODELS[model]
-    tolerance = 0.005 if model in ("phi-4", "gemma-3-270m-it", "smollm2-135m-instruct") else 0.001
+    tolerance = {"phi-4": 0.005, "gemma-3-270m-it": 0.005, "smollm2-135m-instruct": 0.005, "gemma-4-12b-it": 0.002,
+                 "qwen3.5-9b": 0.01}.get(model, 0.001)
     assert estimated_file_bytes(entry, quant) == pytest.approx(entry.quant(quant).bytes, rel=tolerance)
 
 
