@@ -42,6 +42,8 @@ class Case:
     engine: str = "llama.cpp"
     grow: bool = True  # llama-cpp-python: send one long prompt and check RSS growth (a synthetic vocabulary's
     # server answers such a prompt 400, so synthetic cases check the buffers at load only)
+    ci: bool = True  # also run by tests/test_memory_truth.py; False: `make bench` only (a family's second context
+    # when its first already runs in the tests, which keeps CI's engine starts to one or two per family)
 
 
 SCOUT = "llama-4-scout-17b-16e-instruct"
@@ -68,7 +70,7 @@ CASES = [
          "{n_ctx: 16384, parallel: 2}", n_layers=12),
     # issue 15: hybrids (Gated DeltaNet layers hold a recurrent state per slot, every 4th layer has a KV cache)
     Case("synthetic Qwen3.5-35B-A3B hybrid MoE (8 of 40 layers), 8k", "synthetic:qwen3.5-35b-a3b:Q8_0",
-         "{n_ctx: 8192, parallel: 1}", n_layers=8),
+         "{n_ctx: 8192, parallel: 1}", n_layers=8, ci=False),
     Case("synthetic Qwen3.5-35B-A3B hybrid MoE (8 of 40), 32k, 2 slots, q8_0 KV", "synthetic:qwen3.5-35b-a3b:Q4_K_M",
          "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
     Case("synthetic Qwen3.5-27B hybrid dense (8 of 64 layers), 16k, q8_0 KV", "synthetic:qwen3.5-27b:Q4_K_M",
@@ -77,26 +79,27 @@ CASES = [
          "{n_ctx: 4096, parallel: 4}", n_layers=4),
     # multi-head latent attention: a K-only cache of kv_lora_rank + rope per token; the peak is in attention
     Case("synthetic DeepSeek-V3 MLA MoE Q4_K_M (4 of 61 layers), 4k", "synthetic:deepseek-v3-0324:Q4_K_M",
-         "{n_ctx: 4096, parallel: 1}", n_layers=4),
+         "{n_ctx: 4096, parallel: 1}", n_layers=4, ci=False),
     Case("synthetic DeepSeek-V3 MLA (4 of 61 layers), 16k, 2 slots, q8_0 KV", "synthetic:deepseek-v3-0324:Q4_K_M",
          "{n_ctx: 16384, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
     # llama4: chunked attention (8192) in 3 of 4 layers, a window-sized cache for them; top-1 MoE + shared expert
     Case("synthetic Llama-4-Scout chunked MoE Q4_K_M (4 of 48 layers), 4k", f"synthetic:{SCOUT}:Q4_K_M",
-         "{n_ctx: 4096, parallel: 1}", n_layers=4),
+         "{n_ctx: 4096, parallel: 1}", n_layers=4, ci=False),
     Case("synthetic Llama-4-Scout (8 of 48 layers), 32k, 2 slots, q8_0 KV", f"synthetic:{SCOUT}:Q4_K_M",
          "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=8),
     # glm4moe: GQA + MoE with a shared expert; the file's MTP block is skipped at load
     Case("synthetic GLM-4.5-Air MoE Q4_K_M (4 of 46 layers + MTP), 4k", "synthetic:glm-4.5-air:Q4_K_M",
-         "{n_ctx: 4096, parallel: 1}", n_layers=4),
+         "{n_ctx: 4096, parallel: 1}", n_layers=4, ci=False),
     Case("synthetic GLM-4.5-Air (4 of 46 + MTP), 16k, 2 slots, q8_0 KV", "synthetic:glm-4.5-air:Q4_K_M",
          "{n_ctx: 16384, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
     # gemma4: sliding layers (head 256) and global layers (head 512, 1 KV head, V = normed K) in one iSWA cache
     Case("synthetic Gemma-4-12B iSWA Q4_K_M (12 of 48 layers), 8k", "synthetic:gemma-4-12b-it:Q4_K_M",
-         "{n_ctx: 8192, parallel: 1}", n_layers=12),
+         "{n_ctx: 8192, parallel: 1}", n_layers=12, ci=False),
     Case("synthetic Gemma-4-12B (12 of 48 layers), 32k, 2 slots, q8_0 KV", "synthetic:gemma-4-12b-it:Q4_K_M",
          "{n_ctx: 32768, parallel: 2, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=12),
     # lfm2: short-convolution layers hold n_embd x (l_cache - 1) floats per slot; 6 of 16 layers have a KV cache
-    Case("synthetic LFM2-1.2B short-conv hybrid Q4_K_M, 8k", "shapes:lfm2-1.2b:Q4_K_M", "{n_ctx: 8192, parallel: 1}"),
+    Case("synthetic LFM2-1.2B short-conv hybrid Q4_K_M, 8k", "shapes:lfm2-1.2b:Q4_K_M", "{n_ctx: 8192, parallel: 1}",
+         ci=False),
     Case("synthetic LFM2-1.2B, 32k, 4 slots, q8_0 KV", "shapes:lfm2-1.2b:Q4_K_M",
          "{n_ctx: 32768, parallel: 4, cache_type_k: q8_0, cache_type_v: q8_0}"),
     # without flash attention (the earlier rule was 9-12 % high on these)
@@ -106,7 +109,7 @@ CASES = [
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=4),
     # the compute buffer at 32k with a q8_0 cache (reported 6-8 % low elsewhere; within 2 % on this CPU build)
     Case("synthetic Qwen3-30B-A3B MoE (4 of 48 layers), 32k, q8_0 KV", "synthetic:qwen3-30b-a3b:Q4_K_M",
-         "{n_ctx: 32768, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
+         "{n_ctx: 32768, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4, ci=False),
     Case("synthetic gpt-oss-20b MXFP4 (4 of 24 layers), 32k, q8_0 KV", "synthetic:gpt-oss-20b:MXFP4_MOE",
          "{n_ctx: 32768, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=4),
 ]
