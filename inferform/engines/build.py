@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,27 @@ BACKEND_TOOLS: dict[str, tuple[str, str]] = {
     "vulkan": ("glslc", "the Vulkan SDK / glslc (e.g. apt-get install glslc libvulkan-dev)"),
     "rocm": ("hipcc", "ROCm with hipcc on PATH"),
 }
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+"""Compiler flags that keep ggml's AMX path out of a native x86 build (it still gets AVX-512 and VNNI).
+
+Why: on Sapphire Rapids and newer, `-march=native` compiles ggml's AMX kernels, which repack weights into an
+extra "AMX" buffer the memory model does not count (a plan would be wrong by that buffer), and they crashed
+(SIGSEGV in ggml_backend_amx_mul_mat at the first decode) on a sandboxed Xeon whose kernel granted the tile
+permission. Explicit -mno-* flags win over -march=native in GCC and Clang, whatever their order.
+"""
+
+
+def host_cflags() -> str:
+    """C/C++ flags for a CPU build on this machine: the AMX exclusion on x86-64, nothing elsewhere."""
+    return NO_AMX if platform.machine().lower() in ("x86_64", "amd64") else ""
+
+
+def arch_flags() -> tuple[str, ...]:
+    """The cmake definitions carrying `host_cflags()` (part of the cache key, so a change rebuilds)."""
+    cflags = host_cflags()
+    return (f"-DCMAKE_C_FLAGS={cflags}", f"-DCMAKE_CXX_FLAGS={cflags}") if cflags else ()
+
+
 TARGETS: tuple[str, ...] = ("llama-server", "llama-bench", "llama-batched-bench")
 """llama-batched-bench measures aggregate decode of N parallel sequences (benchmarks/batched.py checks the
 planner's concurrency model against it)."""
@@ -162,7 +184,7 @@ def ensure_llama_cpp(
     """Return the bin dir holding llama-server and llama-bench for `backend`, building them if needed."""
     say: Progress = progress or (lambda _msg: None)
     source = source or Source(version=version)
-    flags = [*BASE_FLAGS, *BACKEND_FLAGS.get(backend, ())]
+    flags = [*BASE_FLAGS, *BACKEND_FLAGS.get(backend, ()), *arch_flags()]
     root = cache_root()
     home = root / f"{version}-{backend}"
     bin_dir, manifest = home / "bin", home / "manifest.json"

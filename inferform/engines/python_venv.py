@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 try:
-    from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED  # one pin for both engines
+    from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED, host_cflags  # one pin for both engines
 except ImportError:  # run as a lone script on a target by the engine role, with build.py copied beside it
-    from build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED  # type: ignore[no-redef]
+    from build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED, host_cflags  # type: ignore[no-redef]
 
 # CMAKE_ARGS per backend. cpu keeps llama-cpp-python's defaults (it builds the CPU backend natively).
 # The same backends and tool checks as the llama-server build (one table: build.py stays stdlib-only so the
@@ -99,8 +99,9 @@ def ensure_llama_cpp_python(version: str = PINNED, backend: str = "cpu", progres
         raise PythonEngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CMAKE_ARGS)}")
     cmake_args = " ".join(BACKEND_CMAKE_ARGS[backend])
     home = venv_dir(version, backend)
+    cflags = host_cflags()  # the AMX exclusion (build.py says why); pip configures afresh, so env is enough
     expect: dict[str, object] = {"package": "llama-cpp-python", "version": version, "backend": backend,
-                                 "cmake_args": cmake_args}
+                                 "cmake_args": cmake_args, "cflags": cflags}
     if _marker_ok(home, expect):
         return home
     check_toolchain(backend)
@@ -118,6 +119,8 @@ def ensure_llama_cpp_python(version: str = PINNED, backend: str = "cpu", progres
         log.write_text("")
         env = dict(os.environ)
         env["CMAKE_ARGS"] = cmake_args
+        for var in ("CFLAGS", "CXXFLAGS"):
+            env[var] = " ".join(x for x in (env.get(var, ""), cflags) if x)
         env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
         env["FORCE_CMAKE"] = "1"
         cmd = [str(venv_python(home)), "-m", "pip", "install", "--no-binary", "llama-cpp-python"]
