@@ -202,7 +202,8 @@ def test_venv_builder_is_idempotent_and_names_missing_tools(tmp_path, monkeypatc
     (home / "bin").mkdir(parents=True)
     (home / "bin" / "python").write_text("")
     (home / python_venv.MARKER).write_text(json.dumps(
-        {"package": "llama-cpp-python", "version": "0.3.36", "backend": "cpu", "cmake_args": ""}))
+        {"package": "llama-cpp-python", "version": "0.3.36", "backend": "cpu", "cmake_args": "",
+         "cflags": python_venv.host_cflags()}))
 
     def no_build(*a, **k):
         raise AssertionError("built again")
@@ -235,3 +236,16 @@ def test_logits_all_off_frees_the_scores_array():
     assert on.memory.host.compute_bytes - off.memory.host.compute_bytes >= 8192 * vocab * 4 * 0.9
     assert "--logits_all" in on.engine.argv
     assert off.engine.argv[off.engine.argv.index("--logits_all") + 1] == "false"
+
+
+def test_native_x86_builds_leave_out_ggml_amx(monkeypatch):
+    """Both engines build natively, but without ggml's AMX kernels: their extra weight buffer is not in the memory
+    model, and they crashed at the first decode on a sandboxed Xeon (engines/build.py, NO_AMX). Other machines get
+    no flag (GCC on ARM rejects -mno-amx-*)."""
+    from inferform.engines import build
+
+    monkeypatch.setattr(build.platform, "machine", lambda: "x86_64")
+    assert build.arch_flags() == ("-DCMAKE_C_FLAGS=" + build.NO_AMX, "-DCMAKE_CXX_FLAGS=" + build.NO_AMX)
+    assert python_venv.host_cflags() == build.NO_AMX == "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+    monkeypatch.setattr(build.platform, "machine", lambda: "aarch64")
+    assert build.arch_flags() == () and python_venv.host_cflags() == ""

@@ -112,9 +112,10 @@ def ensure_llama_cpp_python(version: str = PINNED, backend: str = "cpu", progres
             return home
         started = time.monotonic()
         (home / MARKER).unlink(missing_ok=True)
-        if not venv_python(home).is_file():
-            say(f"creating venv {home}")
-            venv.EnvBuilder(with_pip=True, clear=True).create(home)
+        # a venv without a matching marker is made afresh: pip would keep an installed llama-cpp-python of the
+        # same version built with other flags ("Requirement already satisfied"), so a flag change never applied
+        say(f"creating venv {home}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(home)
         log = home / "install.log"
         log.write_text("")
         env = dict(os.environ)
