@@ -102,6 +102,15 @@ CASES = [
          ci=False),
     Case("synthetic LFM2-1.2B, 32k, 4 slots, q8_0 KV", "shapes:lfm2-1.2b:Q4_K_M",
          "{n_ctx: 32768, parallel: 4, cache_type_k: q8_0, cache_type_v: q8_0}"),
+    # nemotron_h: Mamba-2 layers (conv + d_state x d_inner state per slot, no KV) beside attention and MLP layers;
+    # 16 of 56 layers keep the first attention layer (index 14)
+    Case("synthetic Nemotron-Nano-9B-v2 Mamba-2 hybrid Q4_K_M (16 of 56 layers), 8k",
+         "shapes:nemotron-nano-9b-v2:Q4_K_M", "{n_ctx: 8192, parallel: 1}", n_layers=16, ci=False),
+    Case("synthetic Nemotron-Nano-9B-v2 (16 of 56 layers), 32k, 2 slots, q8_0 KV, ub 1024",
+         "shapes:nemotron-nano-9b-v2:Q4_K_M",
+         "{n_ctx: 32768, parallel: 2, ubatch: 1024, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=16),
+    Case("synthetic Nemotron-Nano-9B-v2 (16 of 56 layers), 4k, no flash attention",
+         "shapes:nemotron-nano-9b-v2:Q4_K_M", "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=16, ci=False),
     # without flash attention (the earlier rule was 9-12 % high on these)
     Case("synthetic Gemma-3-4B Q4_K_M (6 of 34 layers), 4k, no flash attention", "synthetic:gemma-3-4b-it:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),

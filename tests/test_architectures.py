@@ -45,7 +45,7 @@ def _plan(cli, tmp_path: Path, model: Path):
     return cli("plan", str(setup))
 
 
-@pytest.mark.parametrize("arch", ["minimax-m2", "gemma3n", "granitehybrid", "nemotron_h"])
+@pytest.mark.parametrize("arch", ["minimax-m2", "gemma3n", "granitehybrid", "nemotron_h_moe"])
 def test_an_unknown_architecture_is_refused_by_name(cli, tmp_path: Path, arch: str) -> None:
     done = _plan(cli, tmp_path, _gguf(tmp_path / f"{arch}.gguf", arch))
     assert done.code == 2, done.out
@@ -65,5 +65,5 @@ def test_a_supported_architecture_still_plans(cli, tmp_path: Path) -> None:
     done = _plan(cli, tmp_path, _gguf(tmp_path / "ok.gguf", "llama"))
     assert done.code == 0, done.err
     assert supported_architectures() == sorted([
-        "deepseek2", "gemma3", "gemma4", "glm4moe", "gpt-oss", "lfm2", "llama", "llama4", "phi3", "qwen2", "qwen3",
-        "qwen3moe", "qwen35", "qwen35moe", "qwen3next"])
+        "deepseek2", "gemma3", "gemma4", "glm4moe", "gpt-oss", "lfm2", "llama", "llama4", "nemotron_h", "phi3", "qwen2",
+        "qwen3", "qwen3moe", "qwen35", "qwen35moe", "qwen3next"])

@@ -1,7 +1,7 @@
-"""Hybrid recurrent models (Gated DeltaNet: qwen35 / qwen35moe / qwen3next), issue 15: which layers hold a KV cache
-and which a recurrent state, how big the state is, MTP blocks that are in the file but never loaded, and the
-catalog's custom-mix files. The figures against a real llama-server are in benchmarks/memory_truth.py (and
-tests/test_memory_truth.py): weights, KV, state and compute each within 3 %."""
+"""Hybrid recurrent models (Gated DeltaNet: qwen35 / qwen35moe / qwen3next; LFM2; Nemotron-H), issue 15: which
+layers hold a KV cache and which a recurrent state, how big the state is, MTP blocks that are in the file but never
+loaded, and the catalog's custom-mix files. The figures against a real llama-server are in
+benchmarks/memory_truth.py (and tests/test_memory_truth.py): weights, KV, state and compute each within 3 %."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def test_every_fourth_layer_is_attention_and_the_rest_are_recurrent(tiny_gguf: P
     assert all(layer.n_embd_k_gqa == 0 for layer in model.layers if layer.recurrent)
     assert model.layers[3].n_embd_k_gqa == 2 * 64
     # conv state: (d_conv - 1) x (inner + 2 x groups x state); state: state x inner (src/llama-hparams.cpp)
-    assert model.recurrent == gdn_state(4, 128, 32, 2) == ((4 - 1) * (128 + 2 * 2 * 32), 32 * 128)
+    assert model.recurrent == gdn_state(4, 128, 32, 2)
+    assert model.recurrent[:2] == ((4 - 1) * (128 + 2 * 2 * 32), 32 * 128)  # llama_hparams::n_embd_r / n_embd_s
 
 
 def test_mtp_blocks_are_in_the_file_but_not_in_memory(tiny_gguf: Path) -> None:
@@ -123,6 +124,31 @@ def test_lfm2_short_conv_layers_keep_their_last_inputs(tmp_path: Path) -> None:
                 "n_vocab": 512})})
     model = from_gguf(read_gguf(write_synthetic_gguf(small, "Q8_0", tmp_path / "lfm2.gguf")), "Q8_0")
     assert [layer.recurrent for layer in model.layers] == [True, True, False, True, True, False]
-    assert model.recurrent == (256 * (3 - 1), 0)
+    assert model.recurrent[:2] == (256 * (3 - 1), 0)
     mem = estimate(model, RunConfig(n_ctx=4096, parallel=2))
     assert mem.host.state == 4 * 2 * 256 * 2 * 4  # 4 conv layers x 2 slots x n_embd x (l_cache - 1) x f32
+
+
+def test_nemotron_h_mamba2_layers_hold_state_and_size_the_compute_buffer(tmp_path: Path) -> None:
+    """Nemotron-H: a layer with neither KV heads nor an FFN is Mamba-2 (nemotron-h.cpp). Its state is the conv
+    inputs of x, B and C plus a d_state x d_inner matrix per slot; its scan, not the MLP, sets the compute buffer,
+    which also holds one scan state per slot (memory.compute_buffer; measured in benchmarks/memory_truth.py)."""
+    from benchmarks.memory_truth import bench_shapes
+    from benchmarks.synthetic import truncated
+
+    entry = truncated(bench_shapes()["nemotron-nano-9b-v2"], 16)
+    small = entry.model_copy(update={"shapes": entry.shapes.model_copy(update={
+        "n_embd": 256, "n_head": 4, "n_head_kv": 2, "head_dim_k": 64, "head_dim_v": 64, "n_ff": 512, "n_vocab": 512,
+        "ssm_inner_size": 512, "ssm_time_step_rank": 8, "ssm_state_size": 32, "ssm_group_count": 2})})
+    model = from_gguf(read_gguf(write_synthetic_gguf(small, "Q8_0", tmp_path / "nemotron.gguf")), "Q8_0")
+    pattern = entry.shapes.layer_pattern[:16]
+    assert [layer.recurrent for layer in model.layers] == [c == "M" for c in pattern]
+    assert [layer.n_embd_k_gqa > 0 for layer in model.layers] == [c == "*" for c in pattern]
+    assert model.recurrent == gdn_state(4, 512, 32, 2)
+    one, two = (estimate(model, RunConfig(n_ctx=4096, parallel=n, ubatch=512)) for n in (1, 2))
+    assert one.host.state == pattern.count("M") * 4 * (3 * (512 + 2 * 2 * 32) + 32 * 512)
+    mask, mlp_rows = 4096 * 512 * 2, 512 * 4 * (3 * 512 + 3 * 256)  # the FA mask; the FFN rule's rows
+    assert one.host.compute - mask > 1.5 * mlp_rows  # 5.25 x d_inner per token outweighs the MLP's 3 x n_ff here
+    # a second slot adds its scan state (d_state x d_inner f32) and its output row (n_vocab f32), and splits the
+    # mask by stream
+    assert two.host.compute - one.host.compute == 32 * 512 * 4 + 512 * 4 - (4096 - 2048) * 512 * 2

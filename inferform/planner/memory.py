@@ -24,7 +24,7 @@ from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
-from inferform.planner.model import GATED_DELTA_NET, LayerAttn, ModelDesc
+from inferform.planner.model import GATED_DELTA_NET, MAMBA2_LAYERED, LayerAttn, ModelDesc
 
 KV_PAD = 256  # llama.cpp pads KV cell counts to this many cells
 LLAMA_CPP = "llama.cpp"
@@ -287,7 +287,21 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
         # graph). Measured on DeepSeek-V3 shapes (4 of 61 layers, 4k-16k, ub 256-1024, FA on and off): +1.3 %.
         rope = model.layers[0].n_embd_k_gqa - model.mla_kv_lora if model.layers else 0
         per_token = max(per_token, model.n_head * (3 * model.mla_kv_lora + rope) + model.n_embd)
-    rest_ffn = int(ub * per_token * 4)
+    scan_states = 0
+    if model.architecture in MAMBA2_LAYERED and model.recurrent is not None:
+        # A Mamba-2 layer peaks in its scan (mamba-base.cpp build_mamba2_layer): the in-projection (z, x, B, C,
+        # dt), the conv input and output over x, B and C, and the scan's output beside the gated, normed y rows
+        # are live together, about 3·n_embd + 5.25·d_inner + 5.5·(n_group·d_state) f32 per token, and the scan
+        # writes one d_state × d_inner state per sequence beside its output. Fitted on the pinned build (CPU, FA
+        # on, ub 256-1024, 1-4 slots, 4+ Mamba layers) on Nemotron-Nano-9B-v2 shapes with d_inner, d_state,
+        # n_group and n_embd varied one at a time: -4.5 % to +5 % (ggml-alloc reuses freed rows differently per
+        # ubatch size: with 1-2 Mamba layers the same graph is 4 % smaller at ub 512, not at 1024); the real
+        # shapes at 8k / ub 512 and 32k / ub 1024 / 2 slots: -2.3 % (benchmarks/memory_truth.py). The FFN-only
+        # rule was 20 % low.
+        rec = model.recurrent
+        per_token = max(per_token, 3 * model.n_embd + 5.25 * rec.d_inner + 5.5 * rec.n_bc)
+        scan_states = cfg.parallel * rec.n_embd_s * 4
+    rest_ffn = int(ub * per_token * 4) + scan_states
     out_phase = (cfg.n_outputs_reserve * model.n_vocab * 4 if with_logits else 0) + 2 * ub * model.n_embd * 4
     kinds = {c.kind: c.cells for c in caches}
     mask_cells = sum(kinds.values())

@@ -29,6 +29,8 @@ class Recurrent(NamedTuple):
 
     n_embd_r: int
     n_embd_s: int
+    d_inner: int = 0  # the scan's width (ssm.inner_size) and its B and C channels (n_group x d_state): the Mamba-2
+    n_bc: int = 0  # compute buffer is sized from them (memory.compute_buffer); 0 where the state is not a scan's
 
     @property
     def row_bytes(self) -> int:
@@ -148,8 +150,8 @@ MLA_ARCHITECTURES = frozenset({"deepseek2"})
 # LFM2: short-convolution layers keep their last l_cache-1 inputs per slot (llama_hparams::n_embd_r), no S state
 SHORTCONV = ("lfm2",)
 # Mamba-2 hybrids whose layers are each a mixer or an FFN (nemotron-h.cpp): Mamba layers have no KV heads and no FFN.
-# Sized exactly for weights, KV and state, but not yet listed in architectures.yaml: the compute buffer of its
-# Mamba-2 layers is not modelled (20 % low on Nemotron-Nano-9B-v2 shapes), so its GGUFs are still refused.
+# Their state has the Gated DeltaNet layout (gdn_state); the compute buffer peaks in the Mamba-2 scan
+# (memory.compute_buffer).
 MAMBA2_LAYERED = frozenset({"nemotron_h"})
 # Gated DeltaNet hybrids: recurrent layers by full_attention_interval (src/models/qwen35.cpp load_arch_hparams)
 GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
@@ -157,8 +159,9 @@ GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
 
 def gdn_state(d_conv: int, d_inner: int, d_state: int, n_group: int) -> Recurrent:
     """llama_hparams::n_embd_r / n_embd_s for a Gated DeltaNet layer (src/llama-hparams.cpp): the conv state of
-    the q, k and v channels, and one d_state × head_v_dim matrix per value head."""
-    return Recurrent((d_conv - 1) * (d_inner + 2 * n_group * d_state), d_state * d_inner)
+    the q, k and v channels, and one d_state × head_v_dim matrix per value head. A Mamba-2 layer
+    (mamba-base.cpp build_mamba2_layer) keeps the same: the x, B and C channels' conv inputs and d_state × d_inner."""
+    return Recurrent((d_conv - 1) * (d_inner + 2 * n_group * d_state), d_state * d_inner, d_inner, n_group * d_state)
 
 
 def supported_architectures() -> list[str]:
