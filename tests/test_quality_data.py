@@ -49,6 +49,8 @@ def test_top_level_shape(data):
     reasoning = data["reasoning_always"]
     assert reasoning["models"] and set(reasoning["models"]) <= set(load_models())
     assert reasoning["source"].startswith("https://") and reasoning["basis"] and reasoning["read"]
+    for extra in reasoning.get("also", []):  # further models named by their own cards
+        assert extra["source"].startswith("https://") and extra["basis"] and extra["read"]
     assert isinstance(data["scale"], str) and data["scale"].strip()
     assert set(data["use_cases"]) == USE_CASES
     for uc, spec in data["use_cases"].items():
