@@ -65,5 +65,5 @@ def test_a_supported_architecture_still_plans(cli, tmp_path: Path) -> None:
     done = _plan(cli, tmp_path, _gguf(tmp_path / "ok.gguf", "llama"))
     assert done.code == 0, done.err
     assert supported_architectures() == sorted([
-        "deepseek2", "gemma3", "gemma4", "glm4moe", "gpt-oss", "lfm2", "llama", "llama4", "nemotron_h", "phi3", "qwen2",
-        "qwen3", "qwen3moe", "qwen35", "qwen35moe", "qwen3next"])
+        "deepseek2", "gemma3", "gemma4", "glm4moe", "gpt-oss", "lfm2", "llama", "llama4", "mistral3", "nemotron_h",
+        "phi3", "qwen2", "qwen3", "qwen3moe", "qwen35", "qwen35moe", "qwen3next"])

@@ -233,14 +233,18 @@ def recurrent_state(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> t
     return on_gpu * per_layer, (model.n_recurrent - on_gpu) * per_layer
 
 
+FUSED_QKV = frozenset({"phi3"})
+"""Architectures whose attention input is one fused q|k|v projection (planner/tensor_names.py: fused_qkv)."""
+
+
 def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with_logits: bool = True) -> int:
     """The scheduler's reserve for the worst-case ubatch graph on one device: the peak of live tensors.
 
     FFN phase: ub × (3·n_ff + 3·n_embd + n_head·head_dim) f32 activations, plus the attention masks (one per
     distinct cache, n_kv × ub, f16 with flash attention, f32 without). Without flash attention the KQ score
-    matrix of one layer (n_ctx_seq × ub × n_head, f32) is live beside half the FFN term. The logits phase
-    (one row per slot) only matters for tiny models. A quantized V cache drops the attention output row from the
-    peak. Measured within ±0.1 MiB on the pinned build (CPU).
+    matrix of one layer (n_ctx_seq × ub × n_head, f32) sits above the layer's attention tensors (see below).
+    The logits phase (one row per slot) only matters for tiny models. A quantized V cache drops the attention
+    output row from the peak. Measured within ±0.1 MiB on the pinned build (CPU).
     """
     ub = cfg.n_ubatch
     if model.recurrent is not None:
@@ -309,15 +313,20 @@ def compute_buffer(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], with
         return max(mask_cells * ub * 2 + rest_ffn, out_phase)
     masks = mask_cells * ub * 4
     kq = max(kinds.values(), default=0) * ub * model.n_head * 4
-    # Without flash attention the KQ matrix (n_kv × ub × n_head f32) is allocated above what the layer's earlier
-    # tensors left in the buffer: the FFN's widest row (n_ff, or the used experts' rows) or the attention input,
-    # q and its output (n_embd + 2·q_dim), plus the K and V rows twice. Fitted on the pinned build (CPU, 4k-8k,
-    # ub 256/512) for Phi-4, Qwen2.5-7B, Llama-3.1-8B, Gemma-3-4B and Qwen3-30B-A3B shapes within 3 % (Gemma-3-12B
-    # at 16k, not in the fit: -0.2 %); the earlier rule (half the FFN term) was 5-12 % high. The context term
-    # (kq, masks) was exact throughout. A tiny model's fixed buffers (Gemma-3-270M) leave it ~5 % low.
+    # Without flash attention the KQ matrix (n_kv × ub × n_head f32) is allocated above what the layer's
+    # attention tensors occupy when it is made: the residual, its norm and the attention input (3·n_embd), q and
+    # k before and after rope (2·q_dim + k) and v, per token, f32; with a fused QKV projection (phi3) the norm
+    # output and the fused q|k|v rows (2·n_embd + q_dim + k + v). Measured on the pinned build (CPU, 4k, ub
+    # 256-1024, 4 layers) to the float on Llama-3.1-8B, Qwen3-8B, Qwen2.5-7B, Phi-4 and Mistral-Small-24B shapes,
+    # and flat in n_ff (Mistral-Small with n_ff 16384-32768); the earlier rule, max(n_ff, n_embd + 2·q_dim) plus
+    # twice K and V, matched Qwen2.5-7B and Phi-4 only because their n_ff equals this sum, and was 7 % high on
+    # Mistral-Small (n_ff 32768) and 3-4 % low on Llama-3.1-8B / Qwen3-8B. The context term (kq, masks) is exact.
     kv_width = max((layer.n_embd_k_gqa + layer.n_embd_v_gqa for layer, _ in _layer_kinds(model.layers)), default=0)
     q_rows = model.q_dim * (2 if model.architecture in GATED_DELTA_NET else 1)  # Qwen3.5's q carries its gate
-    widest = max(model.n_ff_active, model.n_embd + 2 * q_rows) + 2 * kv_width
+    if model.architecture in FUSED_QKV:
+        widest = 2 * model.n_embd + q_rows + kv_width
+    else:  # Nemotron-H's attention has no rope: q and k once (within 0.1 % on its shapes, 2.7 % high with rope)
+        widest = 3 * model.n_embd + (1 if model.architecture in MAMBA2_LAYERED else 2) * q_rows + kv_width
     attn_peak = masks + kq + (rest_ffn if model.mla_kv_lora else ub * widest * 4)
     return max(attn_peak, masks + rest_ffn, out_phase)
 
