@@ -27,7 +27,8 @@ def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[C
         lines.append(f"quality unknown: no published score for {name} or no measured divergence for {m.quant}")
     if caps.gpu:
         side = "GPU" if not caps.unified else "Metal working set (the GPU's share of unified memory)"
-        lines.append(f"weights {g(mem.gpu.weights)} + KV {g(mem.gpu.kv)} + compute {g(mem.gpu.compute)} = "
+        state = f" + recurrent state {g(mem.gpu.state)}" if mem.gpu.state else ""
+        lines.append(f"weights {g(mem.gpu.weights)} + KV {g(mem.gpu.kv)}{state} + compute {g(mem.gpu.compute)} = "
                      f"{g(mem.gpu.total)} of {g(caps.gpu_total)} usable {side} → {p.why}")
     if caps.unified:
         lines.append(f"unified memory: GPU {g(mem.gpu.total)} + host {g(mem.host.total)} = "
@@ -36,7 +37,9 @@ def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[C
                      "target.hardware.gpus[0].working_set_gib)")
     lines.append(f"host RAM: weights {g(mem.host.weights)}"
                  + (f" (incl. {g(mem.host.repack)} repacked copies for the CPU kernels)" if mem.host.repack else "")
-                 + f" + KV {g(mem.host.kv)} + compute/output {g(mem.host.compute)} = {g(mem.host.total)} "
+                 + f" + KV {g(mem.host.kv)}"
+                 + (f" + recurrent state {g(mem.host.state)}" if mem.host.state else "")
+                 + f" + compute/output {g(mem.host.compute)} = {g(mem.host.total)} "
                  f"of {g(caps.host)} usable")
     if m.is_moe and cfg.n_cpu_moe:
         lines.append(f"MoE: the expert tensors (ffn_*_exps) of layers 0-{cfg.n_cpu_moe - 1} stay in RAM; attention "
