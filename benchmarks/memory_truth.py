@@ -116,6 +116,13 @@ CASES = [
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=6),
     Case("synthetic Phi-4 Q4_K_M (4 of 40 layers), 4k, no flash attention", "synthetic:phi-4:Q4_K_M",
          "{n_ctx: 4096, parallel: 1, flash_attn: false}", n_layers=4),
+    # mistral3 (Ministral 3): llama's memory under its own architecture name
+    Case("synthetic Ministral-3-8B mistral3 Q4_K_M (6 of 34 layers), 16k, q8_0 KV",
+         "synthetic:ministral-3-8b-instruct-2512:Q4_K_M",
+         "{n_ctx: 16384, parallel: 1, cache_type_k: q8_0, cache_type_v: q8_0}", n_layers=6),
+    Case("synthetic Ministral-3-8B (6 of 34 layers), 4k, 2 slots, no flash attention",
+         "synthetic:ministral-3-8b-instruct-2512:Q4_K_M", "{n_ctx: 4096, parallel: 2, flash_attn: false}", n_layers=6,
+         ci=False),
     # the attention tensors below KQ, not the FFN width: the earlier rule was +7 % on Mistral-Small (n_ff 6.4 x
     # n_embd) and -3.9 % on Qwen3-8B
     Case("synthetic Mistral-Small-3.2-24B (4 of 40 layers), 4k, no flash attention",
