@@ -68,6 +68,9 @@ class MemorySide(_Out):
     weights_bytes: int = 0
     kv_bytes: int = 0
     state_bytes: int = Field(0, description="Recurrent layers' state (hybrid models), per sequence, any context.")
+    checkpoint_bytes: int = Field(0, description="llama-server's context checkpoints at their most (host RAM; "
+                                                 "sliding-window and recurrent models): slots x --ctx-checkpoints "
+                                                 "x the slot's window or state.")
     compute_bytes: int = 0
     total_bytes: int = 0
     budget_bytes: int = 0

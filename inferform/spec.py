@@ -253,6 +253,10 @@ class Overrides(Strict):
     batch: int | None = Field(None, ge=1, le=65536, description="Logical batch size (-b).")
     ubatch: int | None = Field(None, ge=1, le=65536, description="Physical batch size (-ub).")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads (-t).")
+    ctx_checkpoints: int | None = Field(None, ge=0, le=1024, description=(
+        "llama.cpp only: context checkpoints kept per slot (--ctx-checkpoints; 0 = none) for sliding-window and "
+        "recurrent models, which cannot rewind a prompt otherwise; each is a copy of the slot's window or state "
+        "in host RAM (default 32, llama-server's)."))
     temperature: float | None = Field(None, ge=0, le=5, description="Sampling temperature.")
     top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling.")
     top_k: int | None = Field(None, ge=0, le=1000, description="Top-k sampling (0 = off).")

@@ -24,16 +24,18 @@ def show_plan(plan: Plan, out: Any) -> None:
     out.print(f"placement: {where}   context {c.n_ctx:,} × {c.parallel} slot(s)   KV {c.cache_type_k}/"
               f"{c.cache_type_v}   flash-attn {'on' if c.flash_attn else 'off'}   batch {c.batch}/{c.ubatch}   "
               f"threads {c.threads}")
-    # hybrid models' recurrent state gets its own column: the total counts it, and the row should add up
+    # hybrid models' recurrent state and llama-server's context checkpoints get their own columns when present:
+    # the total counts them, and the row should add up
     sides = [plan.memory.gpu, plan.memory.host] if plan.target.gpus else [plan.memory.host]
     state = any(side.state_bytes for side in sides)
-    table = Table("memory (GiB)", "weights", "KV cache", *(["state"] if state else []), "compute+output", "total",
-                  "budget", "headroom")
+    ckpt = any(side.checkpoint_bytes for side in sides)
+    table = Table("memory (GiB)", "weights", "KV cache", *(["state"] if state else []),
+                  *(["checkpoints"] if ckpt else []), "compute+output", "total", "budget", "headroom")
 
     def row(label: str, s: MemorySide) -> None:
         table.add_row(label, _gib(s.weights_bytes), _gib(s.kv_bytes), *([_gib(s.state_bytes)] if state else []),
-                      _gib(s.compute_bytes), _gib(s.total_bytes), _gib(s.budget_bytes),
-                      _gib(s.budget_bytes - s.total_bytes))
+                      *([_gib(s.checkpoint_bytes)] if ckpt else []), _gib(s.compute_bytes), _gib(s.total_bytes),
+                      _gib(s.budget_bytes), _gib(s.budget_bytes - s.total_bytes))
 
     if plan.target.gpus:
         row("GPU", plan.memory.gpu)

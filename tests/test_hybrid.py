@@ -65,7 +65,29 @@ def test_state_grows_with_slots_not_with_context(tiny_gguf: Path) -> None:
     # the KV cache is only the two attention layers' and does grow with the context
     assert one.kv == 2 * 4096 * (2 * 64 + 2 * 64) * 2
     assert long.kv == 8 * one.kv
-    assert one.total == one.weights + one.kv + one.state + one.compute
+    assert one.total == one.weights + one.kv + one.state + one.checkpoints + one.compute
+
+
+def test_context_checkpoints_copy_the_slot_state_or_window(tiny_gguf: Path) -> None:
+    """llama-server keeps up to --ctx-checkpoints copies per slot of what a model cannot roll back: the recurrent
+    state (measured: 12.563 MiB per checkpoint = the slot's RS buffer on Qwen3.5-35B-A3B shapes) or the sliding
+    window's cells (40.012 MiB = 1024 of 1536 SWA cells on Gemma-3-4B shapes); plain attention needs none, and
+    llama-cpp-python keeps none."""
+    model = from_gguf(read_gguf(tiny_gguf), "Q8_0")
+    per_slot = 6 * model.recurrent.row_bytes
+    two = estimate(model, RunConfig(n_ctx=4096, parallel=2)).host
+    assert two.checkpoints == 2 * 32 * per_slot  # llama-server's default, 32 per slot
+    assert estimate(model, RunConfig(n_ctx=4096, parallel=2, ctx_checkpoints=4)).host.checkpoints == 2 * 4 * per_slot
+    assert estimate(model, RunConfig(n_ctx=4096, parallel=2, ctx_checkpoints=0)).host.checkpoints == 0
+    gemma = from_catalog(find_model("gemma-3-4b-it"), "Q4_K_M")
+    mem = estimate(gemma, RunConfig(n_ctx=8192, parallel=1))
+    swa = next(c for c in mem.host.caches if c.kind == "swa")
+    window_cell = swa.bytes // (swa.cells * swa.streams)
+    assert swa.cells > gemma.sliding_window  # the cache holds the window + one ubatch, a checkpoint the window
+    assert mem.host.checkpoints == 32 * gemma.sliding_window * window_cell
+    assert estimate(gemma, RunConfig(n_ctx=8192, swa_full=True)).host.checkpoints == 0
+    llama = from_catalog(find_model("llama-3.1-8b-instruct"), "Q4_K_M")
+    assert estimate(llama, RunConfig(n_ctx=8192)).host.checkpoints == 0
 
 
 def test_state_follows_its_layers_to_the_gpu(tiny_gguf: Path) -> None:
@@ -152,3 +174,30 @@ def test_nemotron_h_mamba2_layers_hold_state_and_size_the_compute_buffer(tmp_pat
     # a second slot adds its scan state (d_state x d_inner f32) and its output row (n_vocab f32), and splits the
     # mask by stream
     assert two.host.compute - one.host.compute == 32 * 512 * 4 + 512 * 4 - (4096 - 2048) * 512 * 2
+
+
+def test_the_plan_gives_checkpoints_what_the_configuration_leaves_free() -> None:
+    """Unpinned, llama-server's 32 checkpoints per slot when host RAM allows, fewer when it does not (never a
+    smaller model for them); pinned, exactly what the setup says; always passed as --ctx-checkpoints."""
+    from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
+    from inferform.planner.compose import make_plan
+    from inferform.spec import parse_setup
+    from inferform.yamlpos import load_yaml
+
+    def plan(ram_gib: float, extra: str = ""):
+        hw = HardwareProfile(os="linux", arch="x86_64", ram_bytes=int(ram_gib * GIB),
+                             cpu=CpuInfo(name="t", cores=8, threads=8, flags=["avx2"], memory_bandwidth_gbs=60))
+        text = ("name: t\nuse_case: chat\ntarget: {kind: local}\nmodel: {id: gemma-3-4b-it, quant: Q4_K_M}\n"
+                f"overrides: {{n_ctx: 8192{extra}}}\n")
+        return make_plan(parse_setup(load_yaml(text, "t.yaml")), hw)
+
+    def flag(p) -> int:
+        return int(p.engine.argv[p.engine.argv.index("--ctx-checkpoints") + 1])
+
+    roomy, tight, pinned = plan(64), plan(6.8), plan(64, ", ctx_checkpoints: 3")
+    assert flag(roomy) == 32 and roomy.memory.host.checkpoint_bytes > 0
+    per = roomy.memory.host.checkpoint_bytes // 32
+    assert 0 < flag(tight) < 32 and tight.memory.host.checkpoint_bytes == flag(tight) * per
+    assert tight.model.id == roomy.model.id and tight.context.n_ctx == roomy.context.n_ctx
+    assert tight.memory.host.total_bytes <= tight.memory.host.budget_bytes
+    assert flag(pinned) == 3 and pinned.memory.host.checkpoint_bytes == 3 * per

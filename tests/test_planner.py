@@ -53,7 +53,8 @@ def test_plan_json_follows_the_contract(cli, path):
             assert sub in plan[key], f"{key}.{sub}"
     for side in ("gpu", "host"):
         m = plan["memory"][side]
-        assert m["total_bytes"] == m["weights_bytes"] + m["kv_bytes"] + m["compute_bytes"]
+        assert m["total_bytes"] == (m["weights_bytes"] + m["kv_bytes"] + m["state_bytes"] + m["checkpoint_bytes"]
+                                    + m["compute_bytes"])
         assert m["total_bytes"] <= m["budget_bytes"] or (side == "gpu" and m["budget_bytes"] == 0)
     argv = plan["engine"]["argv"]
     assert argv[0] == "llama-server" and argv[argv.index("--fit") + 1] == "off"

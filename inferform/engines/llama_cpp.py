@@ -30,6 +30,7 @@ class ServerArgs(NamedTuple):
     tensor_overrides: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
     cache_ram_mib: int = 0
+    ctx_checkpoints: int | None = None  # --ctx-checkpoints per slot (the plan counts their host RAM)
     sampling: Mapping[str, float] = MappingProxyType({})
     api_key_file: str | None = None
     alias: str | None = None
@@ -59,6 +60,8 @@ def argv(args: ServerArgs, binary: str = BINARY) -> list[str]:
     out += ["-fa", "on" if args.flash_attn else "off", "-ctk", args.cache_type_k, "-ctv", args.cache_type_v]
     out += ["-b", str(args.batch), "-ub", str(args.ubatch), "-t", str(args.threads)]
     out += ["--cache-ram", str(args.cache_ram_mib), "--fit", "off"]
+    if args.ctx_checkpoints is not None:
+        out += ["--ctx-checkpoints", str(args.ctx_checkpoints)]
     for key, flag in _SAMPLING_FLAGS.items():
         if key in args.sampling:
             out += [flag, _num(args.sampling[key])]

@@ -25,7 +25,8 @@ from inferform.plan import (
 from inferform.planner import presets
 from inferform.planner.decision import alternatives, knobs
 from inferform.planner.explain import explanations
-from inferform.planner.memory import LLAMA_CPP_PYTHON, estimate
+from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, estimate
+from inferform.planner.model import ModelDesc
 from inferform.planner.objective import exchange_rate
 from inferform.planner.search import Choice, budgets, search
 from inferform.spec import Setup
@@ -55,8 +56,8 @@ def model_filename(source: str, sha256: str | None = None) -> str:
 
 
 def _side(s, budget: int) -> MemorySide:
-    return MemorySide(weights_bytes=s.weights, kv_bytes=s.kv, state_bytes=s.state, compute_bytes=s.compute,
-                      total_bytes=s.total, budget_bytes=budget)
+    return MemorySide(weights_bytes=s.weights, kv_bytes=s.kv, state_bytes=s.state, checkpoint_bytes=s.checkpoints,
+                      compute_bytes=s.compute, total_bytes=s.total, budget_bytes=budget)
 
 
 def _pinned(setup: Setup) -> list[str]:
@@ -66,14 +67,33 @@ def _pinned(setup: Setup) -> list[str]:
     return pinned
 
 
+CHECKPOINTS_MAX = 32  # llama-server's own --ctx-checkpoints default
+CHECKPOINTS_SHARE = 0.5  # of the host RAM the chosen configuration leaves free
+
+
+def with_checkpoints(model: ModelDesc, cfg: RunConfig, setup: Setup, host_budget: int) -> RunConfig:
+    """How many context checkpoints per slot llama-server may keep (sliding-window and recurrent models).
+
+    Unpinned, they get up to llama-server's default of 32 within half of the host RAM the chosen configuration
+    leaves free: they fill as conversations grow and only spare re-reading a rewound prompt, so they never push
+    out a better model or context. Fewer than the default, or none, is said in the plan."""
+    if setup.engine != LLAMA_CPP or setup.overrides.ctx_checkpoints is not None:
+        return cfg
+    one = estimate(model, cfg._replace(ctx_checkpoints=1), exact=True).host.checkpoints  # per slot × slots
+    if not one:
+        return cfg._replace(ctx_checkpoints=CHECKPOINTS_MAX)  # nothing to copy: the flag costs nothing
+    free = host_budget - estimate(model, cfg, exact=True).host.total
+    return cfg._replace(ctx_checkpoints=max(0, min(CHECKPOINTS_MAX, int(free * CHECKPOINTS_SHARE) // one)))
+
+
 def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
               model_path: str | None = None) -> Plan:
     choice, runners = search(setup, hw, gguf)
     caps = budgets(hw)
     goals = presets.goals(setup.use_case, setup.experience)
-    cfg = choice.placement.cfg
+    cfg = with_checkpoints(choice.model, choice.placement.cfg, setup, caps.host)
     mem = estimate(choice.model, cfg, exact=True)  # the exact mapped range for the chosen configuration
-    choice = choice._replace(placement=choice.placement._replace(mem=mem))
+    choice = choice._replace(placement=choice.placement._replace(mem=mem, cfg=cfg))
     m = choice.model
     sampling = dict(goals.sampling)
     for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty"):
@@ -148,7 +168,7 @@ def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads
                       host=ENGINE_HOST, port=ENGINE_PORT, n_cpu_moe=cfg.n_cpu_moe,
                       tensor_overrides=override_patterns, tensor_split=cfg.tensor_split, sampling=sampling,
                       api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
-                      alias=setup.name)
+                      alias=setup.name, ctx_checkpoints=cfg.ctx_checkpoints)
     return argv(args), []
 
 

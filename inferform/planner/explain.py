@@ -39,6 +39,7 @@ def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[C
                  + (f" (incl. {g(mem.host.repack)} repacked copies for the CPU kernels)" if mem.host.repack else "")
                  + f" + KV {g(mem.host.kv)}"
                  + (f" + recurrent state {g(mem.host.state)}" if mem.host.state else "")
+                 + (f" + context checkpoints {g(mem.host.checkpoints)}" if mem.host.checkpoints else "")
                  + f" + compute/output {g(mem.host.compute)} = {g(mem.host.total)} "
                  f"of {g(caps.host)} usable")
     if m.is_moe and cfg.n_cpu_moe:
@@ -53,6 +54,13 @@ def explanations(c: Choice, caps: Budgets, pinned: list[str], runners_up: list[C
     if m.sliding_window:
         lines.append(f"sliding-window layers keep only {m.sliding_window} tokens (+ one ubatch) per sequence, "
                      "so their cache stays small")
+    if mem.host.checkpoints or (cfg.ctx_checkpoints == 0 and (m.recurrent or m.sliding_window)):
+        fewer = "" if cfg.ctx_checkpoints >= 32 else \
+            " (fewer than llama-server's 32: half the host RAM this configuration leaves free)"
+        lines.append(f"context checkpoints: up to {cfg.ctx_checkpoints} per slot{fewer}, {g(mem.host.checkpoints)} "
+                     "of host RAM at most (each a copy of the slot's " + ("recurrent state" if m.recurrent else
+                                                                          "window")
+                     + ", so a prompt that rewinds need not be read again; overrides.ctx_checkpoints sets how many)")
     lines.append(f"flash attention {'on' if cfg.flash_attn else 'off'}: "
                  + ("the attention scores never materialise, so the compute buffer stays small"
                     if cfg.flash_attn else "the compute buffer holds n_ctx × ubatch scores per head"))

@@ -59,6 +59,7 @@ class _RunFields(NamedTuple):
     tensor_split: tuple[float, ...] = ()
     repack: frozenset[str] = frozenset()  # ggml types the CPU backend copies into a repacked buffer
     engine: str = LLAMA_CPP
+    ctx_checkpoints: int = 32  # llama-server's --ctx-checkpoints default; host RAM per slot, see _checkpoint_bytes
     logits_all: bool = True  # llama-cpp-python only: logits (and a NumPy copy) for every token, see module doc
 
 
@@ -138,12 +139,14 @@ class Side:
     """One side of the plan's memory table (all GPUs summed, or host RAM), filled in by estimate(). A slotted
     class, not a dataclass (README, "Start-up time")."""
 
-    __slots__ = ("caches", "compute", "kv", "output", "output_at_load", "repack", "scores", "state", "weights")
+    __slots__ = ("caches", "checkpoints", "compute", "kv", "output", "output_at_load", "repack", "scores", "state",
+                 "weights")
 
     def __init__(self) -> None:
         self.weights = 0
         self.kv = 0
         self.state = 0  # recurrent layers' state (llama.cpp's "RS buffer"): F32, per sequence, any context
+        self.checkpoints = 0  # llama-server's context checkpoints (host RAM, filled as conversations grow)
         self.compute = 0  # the scheduler's compute buffer + output buffer (+ llama-cpp-python's NumPy scores)
         self.output = 0  # the output (logits) buffer at its largest
         self.output_at_load = 0  # ... and as it is allocated when the model loads (what the log line says)
@@ -154,7 +157,7 @@ class Side:
     @property
     def total(self) -> int:
         """Everything on this side; the output (logits) buffer is counted inside compute, as the contract says."""
-        return self.weights + self.kv + self.state + self.compute
+        return self.weights + self.kv + self.state + self.checkpoints + self.compute
 
     @property
     def compute_at_load(self) -> int:
@@ -219,6 +222,26 @@ def kv_caches(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[l
     for (is_gpu, kind), (size, layers, cells) in sorted(out.items()):
         (gpu if is_gpu else host).append(KvCache(kind, cells, streams, layers, size))
     return gpu, host
+
+
+def checkpoint_bytes(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], state: int) -> int:
+    """Host RAM for llama-server's context checkpoints at their most: slots × --ctx-checkpoints × one checkpoint.
+
+    A model whose memory cannot drop the end of a sequence (recurrent state, or a sliding window that has already
+    forgotten what a rewind would need) gets a checkpoint of the part it cannot roll back when a prompt is
+    processed (tools/server: create_checkpoint, LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY): the slot's recurrent state,
+    or its sliding-window cells (the window, not the window + ubatch the cache holds). Measured on the pinned
+    build: 12.563 MiB per checkpoint on Qwen3.5-35B-A3B shapes (8 layers) = the slot's RS buffer, 40.012 MiB on
+    Gemma-3-4B shapes (12 layers) = 1024 of the SWA cache's 1536 cells. A full-size SWA cache (swa_full) and
+    ordinary attention need none; llama-cpp-python's server keeps none. They fill as conversations grow, in the
+    server's heap (host RAM) whatever device holds the cache."""
+    if cfg.engine == LLAMA_CPP_PYTHON or cfg.ctx_checkpoints == 0:
+        return 0
+    per = state // max(1, cfg.parallel) if model.recurrent is not None else 0
+    if not cfg.swa_full:
+        window = min(model.sliding_window, cfg.n_ctx_seq)
+        per += sum(c.bytes // (c.cells * c.streams) * window for c in caches if c.kind == "swa" and c.cells)
+    return cfg.parallel * cfg.ctx_checkpoints * per
 
 
 def recurrent_state(model: ModelDesc, cfg: RunConfig, first_gpu_layer: int) -> tuple[int, int]:
@@ -451,6 +474,7 @@ def _estimate(model: ModelDesc, cfg: RunConfig, lb: LayerBytes | None, exact: bo
     gpu.kv = sum(c.bytes for c in gpu.caches)
     host.kv = sum(c.bytes for c in host.caches)
     gpu.state, host.state = recurrent_state(model, cfg, first)
+    host.checkpoints = checkpoint_bytes(model, cfg, gpu.caches + host.caches, gpu.state + host.state)
     host.output, host.output_at_load, host.scores = output_buffers(model, cfg)
     all_caches = gpu.caches + host.caches
     if first < n or ngl >= 1:

@@ -321,13 +321,19 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
 def _engine_config(setup: Setup) -> dict:
     """RunConfig fields the engine decides. llama-cpp-python runs one sequence and has no expert offload: a setup
     pinning either for it cannot be run as written."""
-    if setup.engine == LLAMA_CPP:
-        return {}
     o = setup.overrides
+    if setup.engine == LLAMA_CPP:
+        # unpinned checkpoints are left out of the search (they fill lazily and never decide the model): the plan
+        # gives them what the chosen configuration leaves free (compose.with_checkpoints)
+        return {"ctx_checkpoints": 0 if o.ctx_checkpoints is None else o.ctx_checkpoints}
     if o.parallel and o.parallel > 1:
         raise InferformError.single(f"{setup.name}: llama-cpp-python serves one conversation at a time "
                                     f"(overrides.parallel: {o.parallel})",
                                     hint="use engine: llama.cpp for parallel slots, or remove overrides.parallel")
+    if o.ctx_checkpoints is not None:
+        raise InferformError.single(f"{setup.name}: llama-cpp-python's server keeps no context checkpoints "
+                                    f"(overrides.ctx_checkpoints: {o.ctx_checkpoints})",
+                                    hint="use engine: llama.cpp, or remove overrides.ctx_checkpoints")
     if o.n_cpu_moe:
         raise InferformError.single(f"{setup.name}: llama-cpp-python cannot keep MoE experts in RAM "
                                     "(no --n-cpu-moe or tensor overrides)",
