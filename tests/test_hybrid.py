@@ -154,7 +154,7 @@ def test_lfm2_short_conv_layers_keep_their_last_inputs(tmp_path: Path) -> None:
 def test_nemotron_h_mamba2_layers_hold_state_and_size_the_compute_buffer(tmp_path: Path) -> None:
     """Nemotron-H: a layer with neither KV heads nor an FFN is Mamba-2 (nemotron-h.cpp). Its state is the conv
     inputs of x, B and C plus a d_state x d_inner matrix per slot; its scan, not the MLP, sets the compute buffer,
-    which also holds one scan state per slot (memory.compute_buffer; measured in benchmarks/memory_truth.py)."""
+    which also holds one scan state per slot (compute.compute_buffer; measured in benchmarks/memory_truth.py)."""
     from benchmarks.memory_truth import bench_shapes
     from benchmarks.synthetic import truncated
 

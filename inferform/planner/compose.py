@@ -25,7 +25,7 @@ from inferform.plan import (
 from inferform.planner import presets
 from inferform.planner.decision import alternatives, knobs
 from inferform.planner.explain import explanations
-from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, estimate
+from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, checkpoint_bytes, estimate
 from inferform.planner.model import ModelDesc
 from inferform.planner.objective import exchange_rate
 from inferform.planner.search import Choice, budgets, search
@@ -79,10 +79,12 @@ def with_checkpoints(model: ModelDesc, cfg: RunConfig, setup: Setup, host_budget
     out a better model or context. Fewer than the default, or none, is said in the plan."""
     if setup.engine != LLAMA_CPP or setup.overrides.ctx_checkpoints is not None:
         return cfg
-    one = estimate(model, cfg._replace(ctx_checkpoints=1), exact=True).host.checkpoints  # per slot × slots
+    mem = estimate(model, cfg, exact=True)  # the search's configuration holds none (search._engine_config)
+    one = checkpoint_bytes(model, cfg._replace(ctx_checkpoints=1), mem.gpu.caches + mem.host.caches,
+                           mem.gpu.state + mem.host.state)  # one per slot, all slots
     if not one:
         return cfg._replace(ctx_checkpoints=CHECKPOINTS_MAX)  # nothing to copy: the flag costs nothing
-    free = host_budget - estimate(model, cfg, exact=True).host.total
+    free = host_budget - mem.host.total
     return cfg._replace(ctx_checkpoints=max(0, min(CHECKPOINTS_MAX, int(free * CHECKPOINTS_SHARE) // one)))
 
 

@@ -30,7 +30,7 @@ class Recurrent(NamedTuple):
     n_embd_r: int
     n_embd_s: int
     d_inner: int = 0  # the scan's width (ssm.inner_size) and its B and C channels (n_group x d_state): the Mamba-2
-    n_bc: int = 0  # compute buffer is sized from them (memory.compute_buffer); 0 where the state is not a scan's
+    n_bc: int = 0  # compute buffer is sized from them (compute.compute_buffer); 0 where the state is not a scan's
 
     @property
     def row_bytes(self) -> int:
@@ -151,7 +151,7 @@ MLA_ARCHITECTURES = frozenset({"deepseek2"})
 SHORTCONV = ("lfm2",)
 # Mamba-2 hybrids whose layers are each a mixer or an FFN (nemotron-h.cpp): Mamba layers have no KV heads and no FFN.
 # Their state has the Gated DeltaNet layout (gdn_state); the compute buffer peaks in the Mamba-2 scan
-# (memory.compute_buffer).
+# (compute.compute_buffer).
 MAMBA2_LAYERED = frozenset({"nemotron_h"})
 # Gated DeltaNet hybrids: recurrent layers by full_attention_interval (src/models/qwen35.cpp load_arch_hparams)
 GATED_DELTA_NET = frozenset({"qwen35", "qwen35moe", "qwen3next"})
