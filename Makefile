@@ -37,7 +37,7 @@ bench: install bytecode
 # The user's first five minutes: serve SmolLM2 on this CPU, ask it something, measure it against the plan.
 demo: install
 	$(BIN)/inferform apply setups/demo.yaml
-	$(BIN)/python -m inferform.demo setups/demo.yaml
+	$(BIN)/python -m inferform.bench.demo setups/demo.yaml
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

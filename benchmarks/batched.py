@@ -68,8 +68,8 @@ def predicted(path: Path, ctx_per_seq: int, ns: list[int]) -> dict[int, float]:
     from inferform.planner.memory import layer_bytes
     from inferform.planner.search import repack_types, search
     from inferform.planner.speed_adapter import aggregate_generate_tps
-    from inferform.spec import parse_setup
-    from inferform.yamlpos import load_yaml
+    from inferform.setup.spec import parse_setup
+    from inferform.setup.yamlpos import load_yaml
 
     hw = detect().model_copy(update={"gpus": []})
     text = (f"name: bench\nuse_case: chat\ntarget:\n  kind: local\n  hardware: {{gpus: []}}\n"

@@ -24,7 +24,7 @@ from inferform.planner.brute import brute_force  # noqa: E402
 from inferform.planner.compose import make_plan  # noqa: E402
 from inferform.planner.instance_plan import plan_cloud  # noqa: E402
 from inferform.planner.search import search  # noqa: E402
-from inferform.spec import load_setup_located  # noqa: E402
+from inferform.setup.spec import load_setup_located  # noqa: E402
 
 SETUPS = ROOT / "benchmarks" / "setups"
 

@@ -19,7 +19,7 @@ from inferform.cloud.prices import CatalogPrices  # noqa: E402
 from inferform.errors import InferformError  # noqa: E402
 from inferform.planner import instances  # noqa: E402
 from inferform.planner.instance_plan import plan_cloud  # noqa: E402
-from inferform.spec import load_setup  # noqa: E402
+from inferform.setup.spec import load_setup  # noqa: E402
 
 
 def cloud_setups() -> list[Path]:

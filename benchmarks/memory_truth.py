@@ -25,8 +25,8 @@ from pathlib import Path
 from inferform.gguf import read_gguf
 from inferform.hardware.detect import detect
 from inferform.planner.compose import make_plan
-from inferform.spec import parse_setup
-from inferform.yamlpos import load_yaml
+from inferform.setup.spec import parse_setup
+from inferform.setup.yamlpos import load_yaml
 
 TOLERANCE = 0.03
 MIB = 1024**2

@@ -60,13 +60,13 @@ def _root(ctx: typer.Context,
 @app.command()
 def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
     """Check a setup against the schema and the catalogs; print "ok" or exactly what is wrong."""
-    from inferform.references import check_references
-    from inferform.spec import load_setup_located
+    from inferform.setup.references import check_references
+    from inferform.setup.spec import load_setup_located
 
     spec, located = load_setup_located(setup)
     check_references(spec, located)
     if as_json:
-        from inferform.output import print_json
+        from inferform.views.output import print_json
 
         print_json({"setup": spec.name, "file": setup, "valid": True})
     else:
@@ -76,8 +76,8 @@ def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of setup.yaml (for editors: # yaml-language-server: $schema=...)."""
-    from inferform.output import print_json
-    from inferform.spec import json_schema
+    from inferform.setup.spec import json_schema
+    from inferform.views.output import print_json
 
     print_json(json_schema())
 
@@ -88,14 +88,14 @@ def hardware(setup: Annotated[str | None, typer.Argument(help="Resolve this setu
     """Describe this machine (or a setup's target) as the hardware profile the planner uses."""
     from inferform.hardware.detect import detect
     from inferform.hardware.resolve import resolve_hardware
-    from inferform.output import emit
-    from inferform.views import show_hardware
+    from inferform.views.catalog import show_hardware
+    from inferform.views.output import emit
 
     if setup is None:
         profile = detect()
     else:
-        from inferform.references import check_references
-        from inferform.spec import load_setup_located
+        from inferform.setup.references import check_references
+        from inferform.setup.spec import load_setup_located
 
         spec, located = load_setup_located(setup)
         check_references(spec, located)
@@ -112,16 +112,16 @@ def models(as_json: JsonOpt = False,
            fits: Annotated[str | None, typer.Option("--fits", help="Only what fits this setup's target, best first.")]
            = None) -> None:
     """List the model catalog, or (--fits SETUP) the models and quants that fit a setup with predicted speed."""
-    from inferform.output import emit
+    from inferform.views.output import emit
 
     if fits:
-        from inferform.views import fits_rows, show_fits
+        from inferform.views.catalog import fits_rows, show_fits
 
         rows = fits_rows(*_fits_for(fits))
         emit(rows, as_json, lambda out: show_fits(rows, out))
         return
     from inferform.catalog.models import load_models
-    from inferform.views import model_row, show_models
+    from inferform.views.catalog import model_row, show_models
 
     entries = [m for m in load_models().values() if use_case is None or use_case in m.use_cases]
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
@@ -132,8 +132,8 @@ def _resolved(setup_path: str, *, choose: bool = True):
     With choose=False a cloud setup's `instance_type: auto` stays None for plan_cloud to choose and price."""
     from inferform.hardware.detect import detect
     from inferform.hardware.resolve import resolve_hardware
-    from inferform.references import check_references
-    from inferform.spec import load_setup_located
+    from inferform.setup.references import check_references
+    from inferform.setup.spec import load_setup_located
 
     spec, located = load_setup_located(setup_path)
     check_references(spec, located)
@@ -163,7 +163,7 @@ def _plan_for(setup_path: str, *, offline: bool = False):
     """Load, check, resolve hardware, read a local GGUF header if there is one, and plan."""
     from inferform.gguf import read_gguf
     from inferform.planner.compose import make_plan
-    from inferform.sources import local_gguf
+    from inferform.setup.sources import local_gguf
 
     spec, hw = _resolved(setup_path, choose=False)
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
@@ -182,8 +182,8 @@ def plan(setup: SetupArg, as_json: JsonOpt = False,
          offline: Annotated[bool, typer.Option("--offline", help="Cloud prices from the catalog snapshot only "
                                                                  "(also INFERFORM_OFFLINE=1).")] = False) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
-    from inferform.output import emit
-    from inferform.views_plan import show_plan
+    from inferform.views.output import emit
+    from inferform.views.plan import show_plan
 
     _, result = _plan_for(setup, offline=offline)
     emit(result, as_json, lambda out: show_plan(result, out))
@@ -205,7 +205,7 @@ def render(setup: SetupArg,
 
 def _progress(local_backend: str | None = None):
     """The progress line; `local_backend`: the target is this machine, so that backend's build log is watched."""
-    from inferform.progress import PlaybookProgress
+    from inferform.views.progress import PlaybookProgress
 
     watch = {}
     if local_backend:
@@ -225,8 +225,8 @@ def apply(setup: SetupArg,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan diff and rendered files; "
                                                                   "change nothing.")] = False) -> None:
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
-    from inferform.apply.state import check_owner, read_state
-    from inferform.plan_diff import diff_lines
+    from inferform.state import check_owner, read_state
+    from inferform.views.plan_diff import diff_lines
 
     spec, result = _plan_for(setup)
     previous = read_state(spec.name)
@@ -266,10 +266,10 @@ def apply(setup: SetupArg,
 
 def _apply_cloud(spec, result, setup: str) -> None:
     """Preflight first (exit 2, nothing created), then Pulumi and the roles over SSH under one progress display."""
-    from inferform.apply.cloud import apply_cloud, preflight
-    from inferform.apply.cloud_status import describe_cloud
-    from inferform.output import console
-    from inferform.views_cloud import show_cloud_applied
+    from inferform.apply.cloud.run import apply_cloud, preflight
+    from inferform.apply.cloud.status import describe_cloud
+    from inferform.views.cloud import show_cloud_applied
+    from inferform.views.output import console
 
     checked = preflight(spec)
     progress, on_event = _progress()
@@ -282,15 +282,15 @@ def _apply_cloud(spec, result, setup: str) -> None:
 def destroy(setup: SetupArg,
             purge: Annotated[bool, typer.Option(help="Also delete the downloaded model file.")] = False) -> None:
     """Stop what apply started and remove what it created (shared caches stay unless --purge)."""
-    from inferform.apply.state import check_owner, read_state
-    from inferform.spec import load_setup
+    from inferform.setup.spec import load_setup
+    from inferform.state import check_owner, read_state
 
     spec = load_setup(setup)
     name, state = spec.name, read_state(spec.name)
     check_owner(state, setup)
     # what was applied decides; with no state (a failed `pulumi up` leaves a stack), the setup file does
     if (state.target == "aws") if state else spec.target.is_cloud:
-        from inferform.apply.cloud import destroy_cloud
+        from inferform.apply.cloud.run import destroy_cloud
 
         progress, on_event = _progress()
         with progress:
@@ -314,18 +314,18 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
            as_json: JsonOpt = False) -> None:
     """What inferform runs: endpoint, health, since when, memory in use vs planned; for cloud setups the instance,
     its live state (with AWS credentials), time left before the dead man's switch, and cost so far."""
-    from inferform.apply.state import all_states, read_state
     from inferform.apply.status import describe
-    from inferform.output import emit
+    from inferform.state import all_states, read_state
+    from inferform.views.output import emit
 
     if setup:
-        from inferform.spec import load_setup
+        from inferform.setup.spec import load_setup
 
         found = read_state(load_setup(setup).name)
         states = [found] if found else []
     else:
         states = all_states()
-    from inferform.apply.cloud_status import describe_cloud  # light: boto3 only once a cloud row asks EC2
+    from inferform.apply.cloud.status import describe_cloud  # light: boto3 only once a cloud row asks EC2
 
     rows = [describe_cloud(s) if s.target == "aws" else describe(s) for s in states]
 
@@ -334,7 +334,7 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
             out.print("nothing applied")
         for r in rows:
             if r["target"] == "aws":
-                from inferform.views_cloud import show_cloud_status
+                from inferform.views.cloud import show_cloud_status
 
                 show_cloud_status(r, out)
                 continue
@@ -355,8 +355,8 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
     """Print the engine's log (the server's own output)."""
     import subprocess
 
-    from inferform.apply.state import read_state, setup_dir
-    from inferform.spec import load_setup
+    from inferform.setup.spec import load_setup
+    from inferform.state import read_state, setup_dir
 
     name = load_setup(setup).name
     state = read_state(name)
@@ -386,8 +386,8 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
     """Measure a served endpoint (time to first token, prompt and generation tok/s) beside the plan's prediction."""
     from inferform.bench.client import measure
     from inferform.bench.target import from_setup, from_url, is_url
-    from inferform.output import emit
-    from inferform.views_bench import show_bench
+    from inferform.views.bench import show_bench
+    from inferform.views.output import emit
 
     if is_url(target):
         tgt = from_url(target, setup, planner=lambda path: _plan_for(path)[1].model_dump(mode="json"))
@@ -420,8 +420,8 @@ app.add_typer(ttl_app, name="ttl")
 def ttl_extend(setup: SetupArg, duration: Annotated[str, typer.Argument(help="How much longer: 90m, 2h, 1d.",
                                                                          show_default=False)]) -> None:
     """Push a cloud setup's shutdown DURATION past its current deadline: on the instance, then its tags."""
-    from inferform.cloud_instance import ttl_seconds
-    from inferform.spec import load_setup
+    from inferform.cloud.instance import ttl_seconds
+    from inferform.setup.spec import load_setup
 
     try:
         seconds = ttl_seconds(duration.strip())
@@ -430,8 +430,8 @@ def ttl_extend(setup: SetupArg, duration: Annotated[str, typer.Argument(help="Ho
     if seconds <= 0:
         raise InferformError.single(f"{duration!r} is not a duration like '90m', '2h' or '1d'",
                                     hint=f"inferform ttl extend {setup} 2h")
-    from inferform.apply.cloud import extend_ttl
-    from inferform.apply.cloud_status import describe_cloud
+    from inferform.apply.cloud.run import extend_ttl
+    from inferform.apply.cloud.status import describe_cloud
 
     row = describe_cloud(extend_ttl(load_setup(setup).name, seconds), live=False)
     typer.echo(f"extended {row['setup']}: the instance now ends itself at {row['expires_at']} ({row['time_left']})")
@@ -445,8 +445,8 @@ def sweep(region: Annotated[list[str] | None, typer.Option(
           = False, as_json: JsonOpt = False) -> None:
     """Find EC2 instances inferform started that nobody keeps (expired, or their state is gone); --yes ends them."""
     from inferform.cloud.sweep import find, report, terminate
-    from inferform.output import emit
-    from inferform.views_cloud import show_sweep
+    from inferform.views.cloud import show_sweep
+    from inferform.views.output import emit
 
     found = find(region)
     ended = terminate([f for f in found if f.leftover]) if yes else []

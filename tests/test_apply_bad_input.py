@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from inferform.apply.runner import playbook_path, run_playbook
-from inferform.apply.state import read_state, setup_dir
+from inferform.state import read_state, setup_dir
 from tests.processes import free_port
 from tests.test_apply_e2e import demo_setup, link_real_caches, status_rows
 

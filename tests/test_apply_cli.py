@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inferform.apply.state import state_root
+from inferform.state import state_root
 from tests.conftest import ROOT
 
 

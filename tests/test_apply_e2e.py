@@ -120,7 +120,7 @@ def cleanup() -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     from inferform.apply.local import destroy_setup
-    from inferform.apply.state import setup_dir
+    from inferform.state import setup_dir
 
     for name in names:
         pid_file = setup_dir(name) / "server.pid"
@@ -143,7 +143,7 @@ class Clock:
 
 
 def assert_nothing_left(cli, name: str, port: int, pids: list[int]) -> None:
-    from inferform.apply.state import setup_dir
+    from inferform.state import setup_dir
 
     assert not any(alive(p) for p in pids), f"a server survived destroy: {[p for p in pids if alive(p)]}"
     assert not port_open(port), f"port {port} still listens after destroy"

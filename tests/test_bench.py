@@ -201,7 +201,7 @@ def test_an_endpoint_that_is_down_is_a_failure_naming_the_url(cli):
 
 
 def test_the_demo_script_says_how_to_apply_first(capsys):
-    from inferform.demo import main as demo
+    from inferform.bench.demo import main as demo
 
     assert demo([DEMO]) == 2
     assert f"To fix: inferform apply {DEMO}" in capsys.readouterr().err
@@ -258,7 +258,7 @@ def test_bench_calibrate_and_the_demo_script_against_a_served_copy(applied_demo,
                                                                 abs=0.05)
     assert f"speed factors for cpu: calibration {default_calibration_path()}" in calibrated["explanations"]
 
-    from inferform.demo import run as demo
+    from inferform.bench.demo import run as demo
 
     capsys.readouterr()
     assert demo(setup, "Say hello in five words.", answer_tokens=24, requests=1, max_tokens=16) == 0

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from inferform.apply import cloud, cloud_files, cloud_preflight, cloud_ssh
-from inferform.apply.state import AppliedState, read_state, state_root, write_state
-from inferform.cloud_instance import GIB, expires_at, render_user_data, root_volume_gib, shutdown_minutes, ttl_seconds
+from inferform.apply.cloud import files as cloud_files
+from inferform.apply.cloud import preflight as cloud_preflight
+from inferform.apply.cloud import run as cloud
+from inferform.apply.cloud import ssh as cloud_ssh
+from inferform.cloud.instance import GIB, expires_at, render_user_data, root_volume_gib, shutdown_minutes, ttl_seconds
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
+from inferform.state import AppliedState, read_state, state_root, write_state
 
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE",
            "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
@@ -237,7 +240,7 @@ def test_ssh_keypair_is_ed25519_private_and_stable() -> None:
 
 
 def test_cloud_state_records_where_and_until_when_but_never_the_api_key() -> None:
-    from inferform.apply.stacks import load_stack
+    from inferform.apply.cloud.stacks import load_stack
 
     stack = load_stack("inferform_aws")
     secret = "sk-inferform-do-not-store-me"
@@ -324,7 +327,7 @@ def test_extend_ttl_without_a_cloud_apply_is_refused() -> None:
 
 def test_cloud_modules_import_no_cloud_sdk_at_start_up() -> None:
     """`inferform plan` must start fast: pulumi (~1 s) and boto3 load only when a cloud action runs."""
-    code = ("import sys, inferform.apply.cloud, inferform.cloud_instance; "
+    code = ("import sys, inferform.apply.cloud.run, inferform.cloud.instance; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'pulumi', 'pulumi_aws', 'boto3', 'botocore'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from inferform.apply.state import AppliedState, write_state
 from inferform.catalog.instances import load_instance_types
 from inferform.cloud import sweep
 from inferform.cloud.aws import client, has_credentials
 from inferform.cloud.facts import instance_facts
 from inferform.cloud.prices import CatalogPrices, LivePrices, lowest_spot, price_book
+from inferform.state import AppliedState, write_state
 from tests.conftest import ROOT
 
 REGION = "us-east-1"

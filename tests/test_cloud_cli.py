@@ -21,11 +21,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from inferform.apply import cloud, cloud_files
-from inferform.apply.cloud_status import describe_cloud
-from inferform.apply.state import AppliedState, read_state, setup_dir, state_root, write_state
+from inferform.apply.cloud import files as cloud_files
+from inferform.apply.cloud import run as cloud
+from inferform.apply.cloud.status import describe_cloud
 from inferform.cloud.aws import client
 from inferform.errors import EXIT_FAILURE, InferformError
+from inferform.state import AppliedState, read_state, setup_dir, state_root, write_state
 from tests.conftest import ROOT
 
 REGION = "us-east-1"
@@ -165,9 +166,9 @@ def test_apply_dry_run_shows_instance_cost_and_stack_without_cloud_sdks():
 
 def test_dry_run_values_are_the_ones_apply_passes_to_the_stack():
     """The preview is computed without the stack; check it against the InstanceArgs apply would build."""
-    from inferform.apply.cloud_preflight import Preflight
-    from inferform.apply.cloud_preview import preview
-    from inferform.apply.stacks import load_stack
+    from inferform.apply.cloud.preflight import Preflight
+    from inferform.apply.cloud.preview import preview
+    from inferform.apply.cloud.stacks import load_stack
     from inferform.cli import _plan_for
 
     spec, plan = _plan_for(SPOT)
@@ -314,7 +315,7 @@ def test_apply_refreshes_so_a_terminated_instance_is_recreated(pulumi_up):
 def test_the_roles_apply_accepts_the_instance_just_recorded(pulumi_up):
     """The SSH apply refuses to strand a server on another host; the state written after `up` must name the
     instance it then configures (before the fix it named 'this machine', and every cloud apply stopped there)."""
-    from inferform.apply.cloud_files import ssh_key_file
+    from inferform.apply.cloud.files import ssh_key_file
     from inferform.apply.connection import Connection, from_state
     from inferform.apply.local import _check_connection
 

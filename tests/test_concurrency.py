@@ -106,8 +106,8 @@ def _placed(parallel: int):
     from inferform.hardware.profile import GpuInfo
     from inferform.planner.memory import layer_bytes
     from inferform.planner.search import repack_types, search
-    from inferform.spec import parse_setup
-    from inferform.yamlpos import load_yaml
+    from inferform.setup.spec import parse_setup
+    from inferform.setup.yamlpos import load_yaml
     text = ("name: conc\nuse_case: chat\ntarget:\n  kind: local\n  hardware:\n    gpus: [{name: RTX 4090}]\n"
             "    ram_gib: 64\n    cpu: {cores: 8, memory_bandwidth_gbs: 80}\n"
             "model: {id: llama-3.1-8b-instruct, quant: Q4_K_M}\ncontext: 8192\n"

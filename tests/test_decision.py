@@ -12,8 +12,8 @@ from inferform.planner.compose import make_plan
 from inferform.planner.instance_plan import plan_cloud
 from inferform.planner.placement import fits
 from inferform.planner.search import budgets, search
-from inferform.spec import parse_setup
-from inferform.yamlpos import load_yaml
+from inferform.setup.spec import parse_setup
+from inferform.setup.yamlpos import load_yaml
 
 CARD_16GB = ("target: {kind: local, hardware: {gpus: [{name: RTX 4080 SUPER, vram_gib: 16, bandwidth_gbs: 736}], "
              "ram_gib: 64, cpu: {cores: 16, memory_bandwidth_gbs: 80}}}\n")

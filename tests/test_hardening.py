@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from inferform.apply.state import AppliedState, setup_dir, write_state
-from inferform.plan_diff import diff_lines
 from inferform.planner.compose import model_filename
+from inferform.state import AppliedState, setup_dir, write_state
+from inferform.views.plan_diff import diff_lines
 from tests.conftest import ROOT
 from tests.processes import alive
 
@@ -143,7 +143,7 @@ def test_a_setup_that_is_no_small_regular_file_is_refused(tmp_path: Path, kind: 
 
 
 def test_only_valid_setups_are_cached_and_the_cache_is_bounded(cli, tmp_path: Path) -> None:
-    from inferform import yamlpos
+    from inferform.setup import yamlpos
 
     cached = Path(os.environ["XDG_CACHE_HOME"]) / "inferform" / "setups"
     bad = tmp_path / "bad.yaml"
@@ -316,7 +316,7 @@ def test_a_setup_of_the_same_name_in_another_file_is_refused(cli, tmp_path: Path
         assert f"setup 'demo' is applied from {first.resolve()}" in done.err, done.err
     assert (setup_dir("demo") / "state.json").is_file(), "nothing was changed or destroyed"
     first.rename(tmp_path / "moved.yaml")  # a moved file keeps its setup: the recorded path is gone
-    from inferform.apply.state import check_owner, read_state
+    from inferform.state import check_owner, read_state
 
     check_owner(read_state("demo"), other)
 
@@ -342,7 +342,7 @@ def test_a_one_flag_change_shows_that_flag_only(cli, tmp_path: Path) -> None:
 
 
 def test_the_progress_line_ends_with_the_outcome_not_the_last_task() -> None:
-    from inferform.progress import PlaybookProgress
+    from inferform.views.progress import PlaybookProgress
 
     for failures, outcome in (({}, "[green]done"), ({"localhost": 1}, "[red]stopped by a failed task")):
         shown = PlaybookProgress()
@@ -355,7 +355,7 @@ def test_the_progress_line_ends_with_the_outcome_not_the_last_task() -> None:
 
 def test_the_engine_build_shows_its_percentage(tmp_path: Path) -> None:
     """A build is one Ansible task of minutes: its log's cmake percentage goes on the progress line."""
-    from inferform.progress import PlaybookProgress, build_percent
+    from inferform.views.progress import PlaybookProgress, build_percent
 
     log = tmp_path / "build.log"
     log.write_bytes(b"-- Configuring done\n")

@@ -10,8 +10,8 @@ from inferform.errors import InferformError
 from inferform.hardware.detect import detect, parse_cpuinfo, parse_meminfo, parse_nvidia_smi
 from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
 from inferform.hardware.resolve import resolve_hardware
-from inferform.spec import parse_setup
-from inferform.yamlpos import load_yaml
+from inferform.setup.spec import parse_setup
+from inferform.setup.yamlpos import load_yaml
 
 SMI = "0, NVIDIA GeForce RTX 4090, 24564, 23990, 560.35.03, 8.9\n1, NVIDIA A10G, 23028, 22000, 550.1, 8.6\n"
 CPUINFO = """processor\t: 0

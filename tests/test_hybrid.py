@@ -181,8 +181,8 @@ def test_the_plan_gives_checkpoints_what_the_configuration_leaves_free() -> None
     smaller model for them); pinned, exactly what the setup says; always passed as --ctx-checkpoints."""
     from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
     from inferform.planner.compose import make_plan
-    from inferform.spec import parse_setup
-    from inferform.yamlpos import load_yaml
+    from inferform.setup.spec import parse_setup
+    from inferform.setup.yamlpos import load_yaml
 
     def plan(ram_gib: float, extra: str = ""):
         hw = HardwareProfile(os="linux", arch="x86_64", ram_bytes=int(ram_gib * GIB),

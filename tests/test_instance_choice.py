@@ -19,8 +19,8 @@ from inferform.planner.instance_bounds import need_of
 from inferform.planner.instance_plan import plan_cloud
 from inferform.planner.instances import MARKETS, choose_instance
 from inferform.planner.search import Choice, search
-from inferform.spec import Setup, parse_setup
-from inferform.yamlpos import load_yaml
+from inferform.setup.spec import Setup, parse_setup
+from inferform.setup.yamlpos import load_yaml
 from tests.conftest import ROOT
 
 VARIANTS = {

@@ -223,8 +223,8 @@ def test_venv_builder_is_idempotent_and_names_missing_tools(tmp_path, monkeypatc
 def test_logits_all_off_frees_the_scores_array():
     from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
     from inferform.planner.compose import make_plan
-    from inferform.spec import parse_setup
-    from inferform.yamlpos import load_yaml
+    from inferform.setup.spec import parse_setup
+    from inferform.setup.yamlpos import load_yaml
 
     hw = HardwareProfile(os="linux", arch="x86_64", ram_bytes=64 * GIB,
                          cpu=CpuInfo(name="t", cores=8, threads=8, flags=["avx2"], memory_bandwidth_gbs=60))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from inferform.plan_diff import diff_lines
+from inferform.views.plan_diff import diff_lines
 from tests.conftest import ROOT
 
 

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferform.errors import InferformError
-from inferform.references import find_problems
-from inferform.spec import parse_setup
-from inferform.yamlpos import load_yaml
+from inferform.setup.references import find_problems
+from inferform.setup.spec import parse_setup
+from inferform.setup.yamlpos import load_yaml
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20))

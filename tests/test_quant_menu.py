@@ -6,8 +6,8 @@ import pytest
 from inferform.catalog.models import load_models
 from inferform.errors import InferformError
 from inferform.planner.tensors import estimated_file_bytes, synthesize_tensors
-from inferform.spec import normal_quant, parse_setup
-from inferform.yamlpos import load_yaml
+from inferform.setup.spec import normal_quant, parse_setup
+from inferform.setup.yamlpos import load_yaml
 
 MODELS = load_models()
 

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from inferform.spec import json_schema
+from inferform.setup.spec import json_schema
 from tests.conftest import ROOT, SETUPS
 
 REQUIRED = {"demo", "rtx3060-chat", "coder-4080", "gpt-oss-120b-8gb", "llama70b-spot", "free-tier-cpu"}

@@ -26,10 +26,10 @@ import pytest
 import yaml
 
 from inferform.apply.connection import Connection, from_setup, from_state, state_fields
-from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, state_root, write_state
 from inferform.errors import InferformError
 from inferform.planner.compose import model_filename
 from inferform.render import plan_hash
+from inferform.state import AppliedState, api_key_file, read_state, setup_dir, state_root, write_state
 from tests.conftest import REAL_CACHE, ROOT
 from tests.processes import alive, free_port, port_open
 

@@ -17,8 +17,8 @@ import pytest
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
-from inferform.apply.stacks import load_stack
-from inferform.cloud_instance import GIB, root_volume_gib, shutdown_minutes
+from inferform.apply.cloud.stacks import load_stack
+from inferform.cloud.instance import GIB, root_volume_gib, shutdown_minutes
 from inferform.errors import InferformError
 
 stack = load_stack("inferform_aws")
@@ -266,7 +266,7 @@ def test_a_later_up_never_replaces_the_instance_for_a_new_ami_or_ttl(deploy) -> 
 
 def test_the_inline_program_exports_every_output_apply_reads(deploy) -> None:
     """apply_cloud reads the stack outputs by these names; the program it hands the Automation API exports them."""
-    from inferform.apply import cloud
+    from inferform.apply.cloud import run as cloud
 
     exported: dict = {}
 

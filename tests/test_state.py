@@ -9,7 +9,8 @@ import stat
 
 import pytest
 
-from inferform.apply.state import (
+from inferform.errors import InferformError
+from inferform.state import (
     AppliedState,
     all_states,
     api_key_file,
@@ -19,7 +20,6 @@ from inferform.apply.state import (
     setup_lock,
     write_state,
 )
-from inferform.errors import InferformError
 
 
 def sample(name: str = "demo") -> AppliedState:

@@ -9,16 +9,16 @@ from pathlib import Path
 from inferform.plan import Plan
 from inferform.render import plan_hash
 from inferform.render import render as render_files
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 
 def show_dry_run(spec: Setup, result: Plan, setup: str, echo: Callable[[str], None]) -> None:
     """Cloud: what the stack would create (no Pulumi, no boto3). Then the rendered files, and for machines that
     exist already, Ansible's check+diff run of the apply playbook."""
     if spec.target.is_cloud:
-        from inferform.apply.cloud_preview import preview
-        from inferform.output import console
-        from inferform.views_cloud import show_cloud_preview
+        from inferform.apply.cloud.preview import preview
+        from inferform.views.cloud import show_cloud_preview
+        from inferform.views.output import console
 
         show_cloud_preview(preview(result, spec), console())
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inferform.apply.connection import LOCAL, Connection, from_state, state_fields
-from inferform.apply.state import (
+from inferform.apply.swap import GRACE_S, Swap, decide
+from inferform.dirs import cache_dir as user_cache_dir
+from inferform.engines.build import PINNED
+from inferform.errors import EXIT_FAILURE, InferformError
+from inferform.plan import Plan
+from inferform.planner.compose import model_filename
+from inferform.render import plan_hash, render
+from inferform.state import (
     AppliedState,
     api_key_file,
     read_state,
@@ -24,13 +31,6 @@ from inferform.apply.state import (
     setup_lock,
     write_state,
 )
-from inferform.apply.swap import GRACE_S, Swap, decide
-from inferform.dirs import cache_dir as user_cache_dir
-from inferform.engines.build import PINNED
-from inferform.errors import EXIT_FAILURE, InferformError
-from inferform.plan import Plan
-from inferform.planner.compose import model_filename
-from inferform.render import plan_hash, render
 
 LOG_TAIL = 20
 STILL_SERVES = "The previous configuration still serves"  # the service role's words when a switch failed
@@ -311,7 +311,7 @@ def stored_model(state: AppliedState) -> str:
 def shared_with(state: AppliedState, filename: str) -> list[str]:
     """The other applied setups on the same host whose server reads the same stored model file: a purge leaves
     the file to them."""
-    from inferform.apply.state import all_states
+    from inferform.state import all_states
 
     here = from_state(state).where()
     return [other.setup for other in all_states()

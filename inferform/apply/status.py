@@ -9,7 +9,7 @@ from typing import Any
 
 from inferform.apply.connection import LOOPBACK_NAMES, from_state
 from inferform.apply.guard import alive
-from inferform.apply.state import AppliedState, setup_dir
+from inferform.state import AppliedState, setup_dir
 
 
 def _alive(pid: int | None) -> bool:

@@ -19,18 +19,18 @@ def is_url(value: str) -> bool:
 
 def _setup_name(setup: str) -> str:
     """A setup file's name, or the argument itself when it is no file but names an applied setup (`bench demo`)."""
-    from inferform.apply.state import read_state
+    from inferform.state import read_state
 
     if not Path(setup).exists() and SLUG.fullmatch(setup) and read_state(setup):
         return setup
-    from inferform.spec import load_setup
+    from inferform.setup.spec import load_setup
 
     return load_setup(setup).name
 
 
 def applied_plan(setup: str) -> tuple[str, object]:
     """(setup name, applied state); exit 2 with the apply command when the setup is not applied."""
-    from inferform.apply.state import read_state
+    from inferform.state import read_state
 
     name = _setup_name(setup)
     state = read_state(name)
@@ -65,7 +65,7 @@ def from_url(url: str, setup: str | None = None, planner: Callable[[str], dict] 
     key = os.environ.get("OPENAI_API_KEY") or "none"
     if setup is None:
         return Target(endpoint=endpoint, api_key=key)
-    from inferform.apply.state import read_state
+    from inferform.state import read_state
 
     name = _setup_name(setup)
     state = read_state(name)

@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from inferform.apply.state import AppliedState, all_states
 from inferform.catalog.instances import load_instance_types
 from inferform.cloud.aws import DEFAULT_REGION, client
 from inferform.errors import EXIT_FAILURE, InferformError
+from inferform.state import AppliedState, all_states
 
 TAG_SETUP = "inferform:setup"
 TAG_EXPIRES = "inferform:expires-at"

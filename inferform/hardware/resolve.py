@@ -10,8 +10,8 @@ from inferform.catalog.gpus import find_gpu, lookup_gpu
 from inferform.catalog.instances import InstanceType, load_instance_types
 from inferform.errors import InferformError
 from inferform.hardware.profile import GIB, CpuInfo, GpuInfo, HardwareProfile
-from inferform.spec import GpuSpec, Hardware, Setup
-from inferform.yamlpos import Located
+from inferform.setup.spec import GpuSpec, Hardware, Setup
+from inferform.setup.yamlpos import Located
 
 
 def gpus_from_spec(specs: list[GpuSpec], located: Located | None) -> list[GpuInfo]:

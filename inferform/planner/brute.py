@@ -10,7 +10,7 @@ from inferform.planner import presets
 from inferform.planner.memory import LLAMA_CPP, estimate
 from inferform.planner.placement import Placement, fits
 from inferform.planner.search import Choice, Trial, best_catalog_score, budgets, judge, kv_avoided, trials
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 
 def _placements(t: Trial, setup: Setup, hw: HardwareProfile) -> list[Placement]:

@@ -37,7 +37,7 @@ def _inputs() -> list[Path]:
 
     files = sorted(p for sub in ("planner", "catalog", "hardware", "data") for p in (PACKAGE / sub).rglob("*")
                    if p.suffix in (".py", ".yaml"))
-    return [*files, PACKAGE / "spec.py", default_calibration_path()]
+    return [*files, PACKAGE / "setup/spec.py", default_calibration_path()]
 
 
 def key(setup_json: str, gguf_path: str | None, offered: list[tuple[str, float]]) -> str:

@@ -29,7 +29,7 @@ from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, che
 from inferform.planner.model import ModelDesc
 from inferform.planner.objective import exchange_rate
 from inferform.planner.search import Choice, budgets, search
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 MODEL_DIR = "${INFERFORM_MODEL_DIR}"  # apply substitutes where the model role put the file
 # The engine listens where the front says (a loopback port of its own); run.sh defaults these to serve.host/port, so

@@ -13,7 +13,7 @@ from inferform.plan import Alternative, Knob
 from inferform.planner.objective import Scored, speed_of
 from inferform.planner.presets import Goals
 from inferform.planner.search import Choice, search
-from inferform.spec import ModelSpec, Setup
+from inferform.setup.spec import ModelSpec, Setup
 
 GIB = 1024**3
 ALTERNATIVES = 5

@@ -18,7 +18,7 @@ from inferform.planner import presets
 from inferform.planner.model import ModelDesc, from_catalog
 from inferform.planner.search import _candidates, _parallel_options, budgets
 from inferform.planner.speed_adapter import DEFAULT_CPU_BANDWIDTH_GBS
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 Q8_0_BYTES = 34 / 32  # the smallest KV element the search tries by itself (block_q8_0)
 ANY_KV_BYTES = 0.5  # a pinned cache type may be a 4-bit one: assume the smallest

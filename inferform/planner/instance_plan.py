@@ -20,7 +20,7 @@ from inferform.planner.instances import (
     usd,
     usd_per_mtok,
 )
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 
 def plan_cloud(setup: Setup, hw: HardwareProfile | None, gguf: GGUFInfo | None = None, prices=None) -> Plan:

@@ -19,7 +19,7 @@ from inferform.hardware.resolve import instance_profile
 from inferform.planner import choice_cache, presets
 from inferform.planner.instance_bounds import Need, need_of
 from inferform.planner.search import Choice, search
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 MARKETS = {"aws-spot": "spot", "aws-on-demand": "on-demand", "free-trial": "on-demand"}
 DEFAULT_REGION = "us-east-1"

@@ -21,7 +21,7 @@ from inferform.planner.model import ModelDesc, from_catalog, from_gguf
 from inferform.planner.objective import Scored, Value, evaluate
 from inferform.planner.placement import Budgets, Placement, place
 from inferform.planner.speed_adapter import SpeedResult, predict_speed
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 KV_TYPES = ("f16", "q8_0")
 REPACK_X86 = frozenset({"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"})  # ggml-cpu repack kernels on AVX2 (repack.cpp)

@@ -17,7 +17,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from inferform.cloud_instance import default_ami_parameter, render_user_data, root_volume_gib
+from inferform.cloud.instance import default_ami_parameter, render_user_data, root_volume_gib
 from inferform.errors import InferformError
 
 SSH_PORT = 22

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from inferform.apply.state import setup_dir
-from inferform.cloud_instance import shutdown_minutes
+from inferform.cloud.instance import shutdown_minutes
 from inferform.errors import EXIT_FAILURE, InferformError
+from inferform.state import setup_dir
 
 READY_TIMEOUT_S = 900  # a GPU instance's first boot with apt updates takes minutes, not seconds
 

@@ -7,7 +7,7 @@ installed and carries its .gguf inside.
 import importlib.util
 from pathlib import Path
 
-from inferform.references import model_file_path
+from inferform.setup.references import model_file_path
 
 
 def _package_dir(package: str) -> Path | None:

@@ -19,16 +19,16 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from inferform.apply.cloud_files import data_root, ssh_key_file, ssh_keypair, workspace_env
-from inferform.apply.cloud_preflight import Preflight, check_aws_credentials, check_pulumi_cli
-from inferform.apply.cloud_preflight import preflight as _preflight
-from inferform.apply.cloud_ssh import extended_deadline, known_hosts, rearm_command, ssh_argv, wait_for_ssh
-from inferform.apply.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
-from inferform.cloud_instance import cloud_image, expires_at, root_volume_gib
+from inferform.apply.cloud.files import data_root, ssh_key_file, ssh_keypair, workspace_env
+from inferform.apply.cloud.preflight import Preflight, check_aws_credentials, check_pulumi_cli
+from inferform.apply.cloud.preflight import preflight as _preflight
+from inferform.apply.cloud.ssh import extended_deadline, known_hosts, rearm_command, ssh_argv, wait_for_ssh
+from inferform.cloud.instance import cloud_image, expires_at, root_volume_gib
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
 from inferform.plan import Plan
 from inferform.render import plan_hash
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
+from inferform.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
 
 PROJECT = "inferform"
 OUTPUTS = ("instance_id", "public_ip", "public_dns", "security_group_id", "endpoint", "expires_at", "api_key")
@@ -125,7 +125,7 @@ def _keep_deadline(args, previous: AppliedState | None):
     instance does not have. `inferform ttl extend` is what moves a running instance's deadline. When the
     instance is gone (or cannot be seen), the new one gets a full TTL.
     """
-    from inferform.apply.cloud_status import live_instance_state
+    from inferform.apply.cloud.status import live_instance_state
 
     now = dt.datetime.now(dt.UTC)
     if previous is None or not previous.instance_id or not previous.expires_at or previous.expires_at <= now:
@@ -152,7 +152,7 @@ def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler
         raise InferformError.single(f"{plan.setup} is applied on {earlier.host} ({earlier.target}); a cloud apply "
                                     "would leave that server running unrecorded",
                                     hint=f"run `inferform destroy` for {plan.setup} first, then apply")
-    from inferform.apply.stacks import load_stack
+    from inferform.apply.cloud.stacks import load_stack
 
     stack_module = load_stack("inferform_aws")
     draft = _instance_args(stack_module, plan, checked, ssh_public_key="pending", api_key="pending")  # validates
@@ -257,7 +257,7 @@ def extend_ttl(name: str, seconds: int) -> AppliedState:
     check_aws_credentials(state.region)
     from pulumi.automation.errors import CommandError
 
-    from inferform.apply.stacks import load_stack
+    from inferform.apply.cloud.stacks import load_stack
 
     with setup_lock(name):
         user = cloud_image(bool(state.cloud_args.get("gpu"))).login_user

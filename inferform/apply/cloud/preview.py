@@ -11,12 +11,12 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from inferform.apply.cloud_files import backend_url
-from inferform.apply.cloud_preflight import check_setup, market_of, owner
-from inferform.cloud_instance import default_ami_parameter, expires_at, render_user_data, root_volume_gib, ttl_seconds
+from inferform.apply.cloud.files import backend_url
+from inferform.apply.cloud.preflight import check_setup, market_of, owner
+from inferform.cloud.instance import default_ami_parameter, expires_at, render_user_data, root_volume_gib, ttl_seconds
 from inferform.errors import InferformError
 from inferform.plan import Plan
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 SSH_PORT = 22
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from inferform.apply.state import AppliedState
+from inferform.state import AppliedState
 
 GONE = "gone"
 # EC2 states after which the instance never runs again (a terminated one stays visible for about an hour).

@@ -12,7 +12,7 @@ import os
 import secrets
 from pathlib import Path
 
-from inferform.apply.state import setup_dir
+from inferform.state import setup_dir
 
 
 def data_root() -> Path:

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from inferform.errors import InferformError, Problem, did_you_mean
-from inferform.yamlpos import Located, from_cache, load_yaml, read_text, remember
+from inferform.setup.yamlpos import Located, from_cache, load_yaml, read_text, remember
 
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
@@ -307,7 +307,7 @@ class Setup(Strict):
     def _cloud_serves_beyond_loopback(self) -> "Setup":
         """A cloud instance's loopback is unreachable from the user: a cloud setup that names no serve.host serves
         on every address, behind the API key apply generates and the security group's allowed_cidrs. An explicit
-        loopback host on a cloud target is refused by validate (references.py), at its line."""
+        loopback host on a cloud target is refused by validate (setup/references.py), at its line."""
         if self.target.is_cloud and "host" not in self.serve.model_fields_set:
             self.serve = Serve(host="0.0.0.0", port=self.serve.port)
         return self

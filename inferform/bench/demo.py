@@ -1,7 +1,7 @@
 """`make demo`: after `inferform apply setups/demo.yaml`, ask the served model a question through the official
 openai client, then measure it against the plan, the way a user would check a fresh deployment.
 
-Run as `python -m inferform.demo [SETUP] [QUESTION]`; errors print like the CLI's (no traceback, exit 1 or 2).
+Run as `python -m inferform.bench.demo [SETUP] [QUESTION]`; errors print like the CLI's (no traceback, exit 1 or 2).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ def run(setup: str, question: str = QUESTION, *, answer_tokens: int = 128, reque
         max_tokens: int = 64) -> int:
     from inferform.bench.client import ask, measure
     from inferform.bench.target import from_setup
-    from inferform.output import console
-    from inferform.views_bench import show_bench
+    from inferform.views.bench import show_bench
+    from inferform.views.output import console
 
     target = from_setup(setup)
     print(f"asking {target.endpoint} (openai client): {question}\n")

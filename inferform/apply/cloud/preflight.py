@@ -16,9 +16,9 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from inferform.cloud_instance import ttl_seconds
+from inferform.cloud.instance import ttl_seconds
 from inferform.errors import InferformError
-from inferform.spec import Setup
+from inferform.setup.spec import Setup
 
 PULUMI_HINT = ("install it: curl -fsSL https://get.pulumi.com | sh (then open a new shell so it is on PATH); "
                "docs: https://www.pulumi.com/docs/iac/download-install/")

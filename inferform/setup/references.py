@@ -1,6 +1,6 @@
 """Checks that need the catalogs or the filesystem: everything a setup names must exist.
 
-Schema validation (spec.py) knows shapes of values; this module knows whether a model id, a GPU name, a quant
+Schema validation (setup/spec.py) knows shapes of values; this module knows whether a model id, a GPU name, a quant
 or a local model file is real. Every problem is located at its line in the setup.
 """
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 from inferform.catalog.names import canonical_gpu, gpu_names, instance_type_names, model_ids, quant_names
 from inferform.errors import InferformError, Problem, did_you_mean
-from inferform.spec import Setup
-from inferform.yamlpos import Located
+from inferform.setup.spec import Setup
+from inferform.setup.yamlpos import Located
 
 
 def model_file_path(setup_file: str, file: str) -> Path | None:

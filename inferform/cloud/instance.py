@@ -18,7 +18,7 @@ from pydantic import Field
 
 from inferform.catalog.files import read_data
 from inferform.catalog.rows import Row
-from inferform.spec import TTL
+from inferform.setup.spec import TTL
 
 GIB = 2**30
 Arch = Literal["x86_64", "arm64"]

@@ -1,0 +1,1 @@
+"""Presentation: tables, progress and JSON for the terminal. Views read plans and rows; they decide nothing."""
