@@ -25,11 +25,11 @@ bytecode:
 	@$(BIN)/python -m compileall -q inferform
 
 test: install
-	$(BIN)/ruff check inferform tests scripts benchmarks stacks
+	$(BIN)/ruff check inferform tests scripts benchmarks stacks roles
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check inferform tests scripts benchmarks stacks
+	$(BIN)/ruff check inferform tests scripts benchmarks stacks roles
 
 bench: install bytecode
 	$(BIN)/python -m benchmarks

@@ -52,11 +52,13 @@ def model_path(package: str) -> Path | None:
 
 
 def measure(path: Path, args: list[str]) -> list[dict[str, float]]:
-    from inferform.engines.build import PINNED, cache_root
+    from inferform.engines.scripts import build
+
+    PINNED, cache_root = build().PINNED, build().cache_root
 
     exe = cache_root() / f"{PINNED}-cpu" / "bin" / "llama-batched-bench"
     if not exe.is_file():
-        raise FileNotFoundError(f"{exe} not built (python -m inferform.engines.build)")
+        raise FileNotFoundError(f"{exe} not built (python roles/inferform_engine/files/build_llama_cpp.py)")
     done = subprocess.run([str(exe), "-m", str(path), *args], capture_output=True, text=True, timeout=900)
     return parse_table(done.stdout)
 

@@ -76,7 +76,9 @@ def converse(binary: Path, argv: list[str], checkpoints: int) -> tuple[int, list
 
 
 def main() -> bool:
-    from inferform.engines.build import ensure_llama_cpp
+    from inferform.engines.scripts import build
+
+    ensure_llama_cpp = build().ensure_llama_cpp
 
     binary = ensure_llama_cpp() / "llama-server"
     ok = True

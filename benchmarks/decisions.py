@@ -15,9 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from inferform.catalog.instances import load_instance_types  # noqa: E402
+from inferform.catalog.instances import CatalogPrices, load_instance_types  # noqa: E402
 from inferform.catalog.models import find_model  # noqa: E402
-from inferform.cloud.prices import CatalogPrices  # noqa: E402
 from inferform.hardware.detect import detect  # noqa: E402
 from inferform.hardware.resolve import instance_profile, resolve_hardware  # noqa: E402
 from inferform.planner.brute import brute_force  # noqa: E402

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from inferform.cloud.prices import CatalogPrices  # noqa: E402
+from inferform.catalog.instances import CatalogPrices  # noqa: E402
 from inferform.errors import InferformError  # noqa: E402
 from inferform.planner import instances  # noqa: E402
 from inferform.planner.instance_plan import plan_cloud  # noqa: E402

@@ -5,7 +5,7 @@ values do not change memory). Each planned figure (weights, KV cache, compute in
 of the logged one. Run: `make bench` (builds llama-server once, cached) or `python -m benchmarks.memory_truth`.
 
 A second section does the same for engine llama-cpp-python (`python -m llama_cpp.server` from its own venv,
-built once by engines/python_venv.py): its buffers at load are held to the same 3 %. What it allocates later
+built once by the engine role's python_venv.py): its buffers at load are held to the same 3 %. What it allocates later
 (the output buffer growing to n_batch rows, the NumPy scores array) is not logged by llama.cpp, so it is checked
 against the growth of the process's anonymous RSS after one long prompt, and printed (not held to 3 %).
 """
@@ -316,7 +316,9 @@ GROWTH_PROMPT_WORDS = 1200  # > n_batch: the output buffer grows to n_batch rows
 
 def main_py(cases: list[Case] = PY_CASES) -> bool:
     """llama-cpp-python: buffers at load (held to 3 %), then RSS growth after one long prompt (informative)."""
-    from inferform.engines.python_venv import ensure_llama_cpp_python, venv_python
+    from inferform.engines.scripts import python_venv
+
+    ensure_llama_cpp_python, venv_python = python_venv().ensure_llama_cpp_python, python_venv().venv_python
 
     python = venv_python(ensure_llama_cpp_python(backend="cpu",
                                                  progress=lambda m: print(m, file=sys.stderr, flush=True)))
@@ -359,7 +361,9 @@ def main(cases: list[Case] = CASES) -> bool:
 
 
 def main_llama_server(cases: list[Case] = CASES) -> bool:
-    from inferform.engines.build import ensure_llama_cpp
+    from inferform.engines.scripts import build
+
+    ensure_llama_cpp = build().ensure_llama_cpp
 
     binary = ensure_llama_cpp("cpu") / "llama-server"
     workdir = Path.home() / ".cache" / "inferform" / "synthetic"

@@ -60,11 +60,9 @@ def _root(ctx: typer.Context,
 @app.command()
 def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
     """Check a setup against the schema and the catalogs; print "ok" or exactly what is wrong."""
-    from inferform.setup.references import check_references
-    from inferform.setup.spec import load_setup_located
+    from inferform.pipeline import checked
 
-    spec, located = load_setup_located(setup)
-    check_references(spec, located)
+    spec, _ = checked(setup)
     if as_json:
         from inferform.views.output import print_json
 
@@ -87,19 +85,15 @@ def hardware(setup: Annotated[str | None, typer.Argument(help="Resolve this setu
              as_json: JsonOpt = False) -> None:
     """Describe this machine (or a setup's target) as the hardware profile the planner uses."""
     from inferform.hardware.detect import detect
-    from inferform.hardware.resolve import resolve_hardware
     from inferform.views.catalog import show_hardware
     from inferform.views.output import emit
 
     if setup is None:
         profile = detect()
     else:
-        from inferform.setup.references import check_references
-        from inferform.setup.spec import load_setup_located
+        from inferform.pipeline import hardware as setup_hardware
 
-        spec, located = load_setup_located(setup)
-        check_references(spec, located)
-        profile = resolve_hardware(spec, located, detect)
+        profile = setup_hardware(setup, choose=False)[1]
         if profile is None:
             raise InferformError.single("the instance type is 'auto': the planner chooses it",
                                         file=setup, hint="run `inferform plan` to see the chosen instance")
@@ -115,9 +109,10 @@ def models(as_json: JsonOpt = False,
     from inferform.views.output import emit
 
     if fits:
-        from inferform.views.catalog import fits_rows, show_fits
+        from inferform.pipeline import fitting
+        from inferform.views.catalog import show_fits
 
-        rows = fits_rows(*_fits_for(fits))
+        rows = fitting(fits)
         emit(rows, as_json, lambda out: show_fits(rows, out))
         return
     from inferform.catalog.models import load_models
@@ -127,65 +122,16 @@ def models(as_json: JsonOpt = False,
     emit([model_row(m) for m in entries], as_json, lambda out: show_models(entries, out))
 
 
-def _resolved(setup_path: str, *, choose: bool = True):
-    """Load and check a setup, and resolve the hardware it runs on (shared by plan and models --fits).
-    With choose=False a cloud setup's `instance_type: auto` stays None for plan_cloud to choose and price."""
-    from inferform.hardware.detect import detect
-    from inferform.hardware.resolve import resolve_hardware
-    from inferform.setup.references import check_references
-    from inferform.setup.spec import load_setup_located
-
-    spec, located = load_setup_located(setup_path)
-    check_references(spec, located)
-    hw = resolve_hardware(spec, located, detect)
-    if hw is None and choose:
-        from inferform.cloud.prices import price_book
-        from inferform.planner.instances import choose_instance
-
-        hw = choose_instance(spec, prices=price_book()).hardware
-    return spec, hw
-
-
-def _fits_for(setup_path: str):
-    """Every catalog model suited to the setup's use case, each planned on the setup's hardware."""
-    from inferform.planner.search import search
-
-    spec, hw = _resolved(setup_path)
-    open_setup = spec.model_copy(update={"model": None, "context": "auto"})
-    try:
-        best, others = search(open_setup, hw)
-    except InferformError:
-        return spec, []
-    return spec, [best, *others]
-
-
-def _plan_for(setup_path: str, *, offline: bool = False):
-    """Load, check, resolve hardware, read a local GGUF header if there is one, and plan."""
-    from inferform.gguf import read_gguf
-    from inferform.planner.compose import make_plan
-    from inferform.setup.sources import local_gguf
-
-    spec, hw = _resolved(setup_path, choose=False)
-    path = local_gguf(spec.model.file if spec.model else None, setup_path)
-    gguf = read_gguf(path) if path else None
-    if spec.target.is_cloud:
-        from inferform.cloud.prices import price_book
-        from inferform.planner.instance_plan import plan_cloud
-
-        # chooses the instance type when it is 'auto', and prices it (live only with AWS credentials)
-        return spec, plan_cloud(spec, hw, gguf, price_book(offline=offline))
-    return spec, make_plan(spec, hw, gguf)  # argv names ${INFERFORM_MODEL_DIR}: the model role places the file
-
-
 @app.command()
 def plan(setup: SetupArg, as_json: JsonOpt = False,
          offline: Annotated[bool, typer.Option("--offline", help="Cloud prices from the catalog snapshot only "
                                                                  "(also INFERFORM_OFFLINE=1).")] = False) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
+    from inferform.pipeline import plan_setup
     from inferform.views.output import emit
     from inferform.views.plan import show_plan
 
-    _, result = _plan_for(setup, offline=offline)
+    _, result = plan_setup(setup, offline=offline)
     emit(result, as_json, lambda out: show_plan(result, out))
 
 
@@ -196,9 +142,10 @@ def render(setup: SetupArg,
     """Write the llama-server launch script, env file, systemd unit and plan.json for a setup."""
     from pathlib import Path
 
+    from inferform.pipeline import plan_setup
     from inferform.render import render as render_files
 
-    _, result = _plan_for(setup)
+    _, result = plan_setup(setup)
     for path in render_files(result, Path(out), model_dir):
         typer.echo(f"wrote {path}")
 
@@ -209,13 +156,11 @@ def _progress(local_backend: str | None = None):
 
     watch = {}
     if local_backend:
-        from inferform.dirs import cache_dir
-        from inferform.engines.build import PINNED
+        from inferform.dirs import engine_home, engine_venv
+        from inferform.engines.registry import PINNED
 
-        cache = cache_dir()
-        watch = {"Build llama-server": cache / "llama.cpp" / f"{PINNED}-{local_backend}" / "build.log",
-                 "Build the llama-cpp-python venv": cache / "venvs" / f"llama-cpp-python-{PINNED}-{local_backend}"
-                 / "install.log"}
+        watch = {"Build llama-server": engine_home(PINNED, local_backend) / "build.log",
+                 "Build the llama-cpp-python venv": engine_venv(PINNED, local_backend) / "install.log"}
     shown = PlaybookProgress(watch)
     return shown, shown.on_event
 
@@ -225,35 +170,33 @@ def apply(setup: SetupArg,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan diff and rendered files; "
                                                                   "change nothing.")] = False) -> None:
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
-    from inferform.state import check_owner, read_state
+    from inferform.pipeline import plan_setup
+    from inferform.state import check_owner, read_state, refuse_elsewhere
     from inferform.views.plan_diff import diff_lines
 
-    spec, result = _plan_for(setup)
+    spec, result = plan_setup(setup)
     previous = read_state(spec.name)
     check_owner(previous, setup)
     lines = diff_lines(previous.plan if previous else None, result.model_dump(mode="json"))
     for line in lines:
         typer.echo(line)
     if previous is not None and (previous.target == "aws") != spec.target.is_cloud:
-        raise InferformError.single(f"{spec.name} is applied on {previous.host} ({previous.target}); this apply "
-                                    f"targets {spec.target.kind}: the old one would keep running unrecorded",
-                                    hint=f"run `inferform destroy` for {spec.name} first, then apply")
+        refuse_elsewhere(spec.name, f"{previous.host} ({previous.target})", spec.target.kind)
     if dry_run:
         from inferform.apply.dry_run import show_dry_run
 
-        show_dry_run(spec, result, setup, typer.echo)
+        show_dry_run(spec, result, typer.echo)
         return
     if spec.target.is_cloud:
         _apply_cloud(spec, result, setup)
         return
-    from inferform.apply.connection import from_setup
+    from inferform.apply.connection import from_plan
     from inferform.apply.local import apply_plan
 
-    connection = from_setup(spec, setup)
+    connection = from_plan(result)
     progress, on_event = _progress(None if connection.is_ssh else "cuda" if result.target.gpus else "cpu")
     with progress:
-        state, changed = apply_plan(result, setup, sha256=spec.model.sha256 if spec.model else None,
-                                    on_event=on_event, connection=connection,
+        state, changed = apply_plan(result, setup, on_event=on_event, connection=connection,
                                     on_swap=lambda swap: typer.echo(f"swap: {swap.why}"))
     if previous is not None and state.applied_at == previous.applied_at:
         typer.echo(f"no changes: {spec.name} serves {state.endpoint} (pid {state.pid}) as applied at "
@@ -326,6 +269,7 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
     else:
         states = all_states()
     from inferform.apply.cloud.status import describe_cloud  # light: boto3 only once a cloud row asks EC2
+    from inferform.units import gib
 
     rows = [describe_cloud(s) if s.target == "aws" else describe(s) for s in states]
 
@@ -339,9 +283,9 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
                 show_cloud_status(r, out)
                 continue
             mem = r["host_memory_bytes"]
-            used = f"{mem / 1024**3:.2f} GiB RSS" if mem else "-"
+            used = f"{gib(mem)} RSS" if mem else "-"
             planned = r["host_memory_planned_bytes"]
-            plan_txt = f" (planned {planned / 1024**3:.2f} GiB host)" if planned else ""
+            plan_txt = f" (planned {gib(planned)} host)" if planned else ""
             running = {True: "running", False: "not running", None: "unknown"}[r["running"]]
             out.print(f"{r['setup']} on {r['where']}: {r['endpoint']}  health {r['health']}  pid {r['pid']} "
                       f"({running})  since {r['since']}  {used}{plan_txt}")
@@ -386,11 +330,12 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
     """Measure a served endpoint (time to first token, prompt and generation tok/s) beside the plan's prediction."""
     from inferform.bench.client import measure
     from inferform.bench.target import from_setup, from_url, is_url
+    from inferform.pipeline import plan_setup
     from inferform.views.bench import show_bench
     from inferform.views.output import emit
 
     if is_url(target):
-        tgt = from_url(target, setup, planner=lambda path: _plan_for(path)[1].model_dump(mode="json"))
+        tgt = from_url(target, setup)
     elif setup:
         raise InferformError.single("--setup goes with a URL", hint=f"inferform bench {target}")
     else:
@@ -402,7 +347,7 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
         if tgt.plan is None or tgt.setup_file is None:
             raise InferformError.single("--calibrate needs the setup whose plan the measurement corrects",
                                         hint="inferform bench SETUP --calibrate (or URL --setup SETUP)")
-        basis = _plan_for(tgt.setup_file)[1].model_dump(mode="json")
+        basis = plan_setup(tgt.setup_file)[1].model_dump(mode="json")
         check_basis(tgt.plan, basis)
     report = measure(tgt, requests=requests, concurrency=concurrency, max_tokens=max_tokens)
     if basis is not None:

@@ -1,9 +1,13 @@
 """The Plan: what `inferform plan --json` prints (the contract in DESIGN.md) and what render/apply consume.
 
-Apply never re-decides anything: everything it needs to run the engine is in here, including the argv.
+Apply never re-decides anything: everything it needs to run the engine is in here, including the argv, where it
+serves and whether it asks for a key, how the target is reached (SSH, TTL, who may connect, the price cap) and the
+model file's sha256. Apply reads no setup file.
 """
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from inferform.addresses import is_loopback
 
 
 class _Out(BaseModel):
@@ -15,12 +19,44 @@ class GpuRef(_Out):
     vram_bytes: int
 
 
+class SshOut(_Out):
+    """How apply reaches an ssh target (the setup's target.ssh, its key path made absolute)."""
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = Field(None, description="Path of the private key; never its contents.")
+    python: str | None = None
+    remote_base: str | None = None
+
+
 class TargetOut(_Out):
     kind: str
     instance_type: str | None = None
     region: str | None = None
     market: str | None = Field(None, description="'spot' or 'on-demand' for cloud targets; null for local.")
     gpus: list[GpuRef] = Field([])
+    ssh: SshOut | None = Field(None, description="kind ssh: how apply reaches the machine.")
+    ttl: str | None = Field(None, description="Cloud: the instance's lifetime; it ends itself then.")
+    allowed_cidrs: list[str] | None = Field(None, description="Cloud: who may reach the endpoint and SSH; null: the "
+                                                              "applying machine's public IP/32.")
+    max_price_per_hour: float | None = Field(None, description="Cloud: the USD per hour cap (spot: the max price).")
+
+
+class ServeOut(_Out):
+    """Where clients reach the server (inferform's front), decided once by the planner."""
+
+    host: str
+    port: int
+    api_key_required: bool = Field(description="Beyond loopback: apply generates a key and the server asks for it.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_by_host(cls, data):
+        """Plans recorded before the field existed decide it as the planner does."""
+        if isinstance(data, dict) and "api_key_required" not in data and "host" in data:
+            data = {**data, "api_key_required": not is_loopback(str(data["host"]))}
+        return data
 
 
 class QualityOut(_Out):
@@ -44,6 +80,8 @@ class ModelOut(_Out):
     n_layers: int
     source: str = Field(description="'gguf' when read from the file, 'shapes' when estimated from the catalog.")
     quality: QualityOut | None = Field(None, description="Null when no published score or divergence covers it.")
+    sha256: str | None = Field(None, description="The file's sha256 when the setup gives it: the model role checks "
+                                                 "the download against it.")
 
 
 class PlacementOut(_Out):
@@ -178,4 +216,4 @@ class Plan(_Out):
     knobs: list[Knob] = Field([])
     objective: ObjectiveOut | None = None
     alternatives: list[Alternative] = Field([])
-    serve: dict[str, str | int] = Field({})
+    serve: ServeOut

@@ -42,12 +42,10 @@ def _word(word: str) -> str:
 
 
 def _launch_env(plan: Plan) -> tuple[tuple[str, ...], str | None]:
-    """Environment run.sh fixes before exec: llama-cpp-python reads settings from variables (llama_cpp_python.py)."""
-    from inferform.engines import llama_cpp_python
+    """Environment run.sh fixes before exec (llama-cpp-python reads settings from variables: llama_cpp_python.py)."""
+    from inferform.engines.registry import engine_module
 
-    if plan.engine.name != llama_cpp_python.NAME:
-        return (), None
-    return llama_cpp_python.launch_script_env(str(plan.serve["host"]) in ("127.0.0.1", "localhost", "::1"))
+    return engine_module(plan.engine.name).launch_script_env(not plan.serve.api_key_required)
 
 
 def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
@@ -56,8 +54,8 @@ def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
     unset_env, key_env = _launch_env(plan)
     values = {"setup": plan.setup, "plan_hash": plan_hash(plan), "argv": plan.engine.argv, "engine": plan.engine.name,
               "unset_env": unset_env, "key_env": key_env,
-              "serve_host": plan.serve["host"], "serve_port": plan.serve["port"],
-              "model_dir": model_dir, "endpoint": f"http://{plan.serve['host']}:{plan.serve['port']}/v1",
+              "serve_host": plan.serve.host, "serve_port": plan.serve.port,
+              "model_dir": model_dir, "endpoint": f"http://{plan.serve.host}:{plan.serve.port}/v1",
               "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
     written = []
     for name, template in FILES.items():

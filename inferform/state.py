@@ -1,30 +1,26 @@
 """What inferform has applied, per setup, in the user's state dir ($XDG_STATE_HOME/inferform/<setup>/).
 
 State is written atomically (temp file + rename) and only after the step it records has succeeded, so a crash
-mid-apply leaves the previous, true state. One apply per setup at a time: a non-blocking flock refuses a second
-one instead of interleaving them. Secrets never land here: the API key lives in its own 0600 file and state
+mid-apply leaves the previous, true state (one apply per setup at a time: apply/lock.py). Below apply and cloud:
+both record here, and it imports neither. Secrets never land here: the API key lives in its own 0600 file and state
 holds only its path.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from inferform.dirs import state_dir as state_root
 from inferform.errors import EXIT_FAILURE, InferformError
 
-
-def state_root() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "inferform"
+if TYPE_CHECKING:
+    from inferform.plan import Plan
 
 
 def setup_dir(name: str) -> Path:
@@ -60,6 +56,33 @@ class AppliedState(BaseModel):
     usd_per_hour: float | None = None
     cloud_args: dict = Field({}, description="The stack's inputs less secrets, to re-run `up`.")
     plan: dict = Field({}, description="The plan as applied (plan --json), for diffs.")
+    render_dir: str | None = Field(None, description="The rendered files of that plan, on this machine: a failed "
+                                                     "re-apply brings them back.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older(cls, data):
+        """State written before render_dir had a field kept it (and the model's sha256) inside the plan dict."""
+        if isinstance(data, dict) and any(k.startswith("_") for k in data.get("plan") or {}):
+            plan = dict(data["plan"])
+            render_dir, sha256 = plan.pop("_render_dir", None), plan.pop("_sha256", None)
+            plan = {k: v for k, v in plan.items() if not k.startswith("_")}
+            if sha256 and isinstance(plan.get("model"), dict):
+                plan["model"] = {**plan["model"], "sha256": plan["model"].get("sha256") or sha256}
+            data = {**data, "plan": plan, "render_dir": data.get("render_dir") or render_dir}
+        return data
+
+    def applied_plan(self) -> Plan:
+        """The recorded plan as a Plan: what destroy and a roll-back act on."""
+        from inferform.plan import Plan
+
+        return Plan.model_validate(self.plan)
+
+
+def refuse_elsewhere(name: str, was: str, now: str) -> NoReturn:
+    """An apply whose target is not where the setup is applied would leave the old server running unrecorded."""
+    raise InferformError.single(f"{name} is applied on {was}, and this apply targets {now}: the old server would "
+                                "keep running unrecorded", hint=f"run `inferform destroy` for {name} first, then apply")
 
 
 def check_owner(state: AppliedState | None, setup_file: str) -> None:
@@ -115,37 +138,6 @@ def all_states() -> list[AppliedState]:
         if state:
             found.append(state)
     return found
-
-
-def run_record(name: str) -> Path:
-    """Where a running playbook of this setup records itself (apply/guard.py), for the next apply to find."""
-    return setup_dir(name) / "run.json"
-
-
-@contextmanager
-def setup_lock(name: str) -> Iterator[None]:
-    """Hold the setup's lock for the duration of an apply/destroy; refuse (exit 1) if another one holds it.
-
-    Holding it, first end a playbook run that a killed apply left behind (its guard normally ends it within a
-    fraction of a second; this catches one whose guard was killed too)."""
-    from inferform.apply.guard import end_orphan
-
-    folder = setup_dir(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InferformError.single(f"another inferform apply or destroy of {name!r} is running",
-                                        hint="wait for it to finish; two at once would interleave",
-                                        exit_code=EXIT_FAILURE) from None
-        ended = end_orphan(run_record(name))
-        if ended:
-            sys.stderr.write(f"note: {ended}\n")
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def api_key_file(name: str) -> Path:

@@ -29,7 +29,7 @@ from inferform.state import read_state, setup_dir
 from tests.processes import free_port
 from tests.test_apply_e2e import demo_setup, link_real_caches, status_rows
 
-# What a build needs and a stripped PATH must not offer (build.py / python_venv.py look for these names).
+# What a build needs and a stripped PATH must not offer (build_llama_cpp.py / python_venv.py look for these names).
 COMPILERS = re.compile(r"^(cc|c\+\+|c89|c99|gcc|g\+\+|clang|clang\+\+|cpp)(-[\d.]+)?$"
                        r"|^.*-linux-gnu-(gcc|g\+\+)(-[\d.]+)?$")
 CMAKE = re.compile(r"^(cmake|ctest|cpack)$")

@@ -20,10 +20,11 @@ from inferform.apply.cloud import files as cloud_files
 from inferform.apply.cloud import preflight as cloud_preflight
 from inferform.apply.cloud import run as cloud
 from inferform.apply.cloud import ssh as cloud_ssh
-from inferform.cloud.instance import GIB, expires_at, render_user_data, root_volume_gib, shutdown_minutes, ttl_seconds
+from inferform.cloud.instance import expires_at, render_user_data, root_volume_gib, shutdown_minutes, ttl_seconds
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
 from inferform.setup.spec import Setup
 from inferform.state import AppliedState, read_state, state_root, write_state
+from inferform.units import GIB
 
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE",
            "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
@@ -337,7 +338,7 @@ def test_apply_cloud_validates_the_stack_inputs_before_creating_anything(
         no_aws, fake_pulumi, monkeypatch: pytest.MonkeyPatch, write) -> None:
     """Preflight passes (stand-in CLI, env credentials, explicit CIDRs); the stack's inputs are then checked —
     here a plan without an instance type — before a key, a passphrase, a backend or a stack exists."""
-    from inferform.cli import _plan_for
+    from inferform.pipeline import plan_setup as _plan_for
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")

@@ -169,7 +169,7 @@ def test_dry_run_values_are_the_ones_apply_passes_to_the_stack():
     from inferform.apply.cloud.preflight import Preflight
     from inferform.apply.cloud.preview import preview
     from inferform.apply.cloud.stacks import load_stack
-    from inferform.cli import _plan_for
+    from inferform.pipeline import plan_setup as _plan_for
 
     spec, plan = _plan_for(SPOT)
     shown = preview(plan, spec)
@@ -292,7 +292,7 @@ def pulumi_up(aws, fake_pulumi, monkeypatch):
             raise InferformError.single("stopped before SSH", exit_code=EXIT_FAILURE)
 
         monkeypatch.setattr(cloud, "wait_for_ssh", stop)
-        from inferform.cli import _plan_for
+        from inferform.pipeline import plan_setup as _plan_for
 
         spec, plan = _plan_for(SPOT)
         with pytest.raises(InferformError, match="stopped before SSH"):

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferform.catalog.models import find_model
-from inferform.hardware.profile import GIB, CpuInfo, GpuInfo, HardwareProfile
+from inferform.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
 from inferform.planner import presets
 from inferform.planner.brute import brute_force
 from inferform.planner.compose import make_plan
@@ -14,6 +14,7 @@ from inferform.planner.placement import fits
 from inferform.planner.search import budgets, search
 from inferform.setup.spec import parse_setup
 from inferform.setup.yamlpos import load_yaml
+from inferform.units import GIB
 
 CARD_16GB = ("target: {kind: local, hardware: {gpus: [{name: RTX 4080 SUPER, vram_gib: 16, bandwidth_gbs: 736}], "
              "ram_gib: 64, cpu: {cores: 16, memory_bandwidth_gbs: 80}}}\n")
@@ -59,7 +60,7 @@ def test_r3_throughput_on_spot_is_cheapest_per_token():
     setup = setup_from("name: r3\nuse_case: rag\nexperience: throughput\ntarget: {kind: aws-spot, region: us-east-1, "
                        "instance_type: auto, max_price_per_hour: 2.0, ttl: 4h, allowed_cidrs: [203.0.113.7/32]}\n"
                        "serve: {host: 0.0.0.0, port: 8080}\n")
-    from inferform.cloud.prices import CatalogPrices
+    from inferform.catalog.instances import CatalogPrices
 
     plan = plan_cloud(setup, None, None, CatalogPrices())
     assert find_model(plan.model.id).params_b >= 3
@@ -185,7 +186,7 @@ def test_a_repacked_small_quant_that_does_not_fit_leaves_the_bigger_ones_in_play
 
 
 def test_cloud_alternatives_are_priced_on_the_chosen_instance():
-    from inferform.cloud.prices import CatalogPrices
+    from inferform.catalog.instances import CatalogPrices
 
     setup = setup_from("name: s\nuse_case: extraction\nexperience: throughput\ntarget: {kind: aws-spot, region: "
                        "us-east-1, instance_type: auto, max_price_per_hour: 6.0, ttl: 3h, allowed_cidrs: "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from inferform.planner.compose import model_filename
+from inferform.setup.sources import model_filename
 from inferform.state import AppliedState, setup_dir, write_state
 from inferform.views.plan_diff import diff_lines
 from tests.conftest import ROOT
@@ -75,7 +75,7 @@ def _applied(name: str, source: str, host: str = "localhost") -> AppliedState:
     state = AppliedState(setup=name, setup_file=f"/x/{name}.yaml", plan_hash="0" * 16,
                          applied_at=dt.datetime.now(dt.UTC), endpoint="http://127.0.0.1:1/v1", engine="llama.cpp",
                          host=host,
-                         plan={"model": {"file": source}, "_sha256": None})
+                         plan={"model": {"file": source, "sha256": None}})
     write_state(state)
     return state
 

@@ -8,10 +8,11 @@ import pytest
 
 from inferform.errors import InferformError
 from inferform.hardware.detect import detect, parse_cpuinfo, parse_meminfo, parse_nvidia_smi
-from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
+from inferform.hardware.profile import CpuInfo, HardwareProfile
 from inferform.hardware.resolve import resolve_hardware
 from inferform.setup.spec import parse_setup
 from inferform.setup.yamlpos import load_yaml
+from inferform.units import GIB
 
 SMI = "0, NVIDIA GeForce RTX 4090, 24564, 23990, 560.35.03, 8.9\n1, NVIDIA A10G, 23028, 22000, 550.1, 8.6\n"
 CPUINFO = """processor\t: 0
@@ -143,3 +144,28 @@ def test_hardware_command_for_setup(cli):
     data = json.loads(result.out)
     assert data["gpus"][0]["name"] == "RTX 4080 SUPER" and data["ram_bytes"] == 64 * GIB
     assert data["cpu"]["cores"] == 16 and data["cpu"]["memory_bandwidth_gbs"] == 80
+
+
+def test_a_catalog_cpu_brings_its_memory_bandwidth():
+    """Detection cannot measure bandwidth; a CPU the catalog lists (as the kernel spells it) brings its peak."""
+    from inferform.catalog.cpus import lookup_cpu
+
+    row = lookup_cpu("AMD Ryzen 9 7950X 16-Core Processor")
+    assert row is not None and row.name == "Ryzen 9 7950X" and row.max_memory_bandwidth_gbs == pytest.approx(83.2)
+    assert lookup_cpu("ryzen 9 7950x") is row and lookup_cpu("AMD EPYC") is None
+    detected = resolve(BASE)  # fake_machine's /proc/cpuinfo names a Ryzen 9 7950X
+    assert detected.cpu.memory_bandwidth_gbs == pytest.approx(83.2)
+    assert any("from the CPU catalog" in n for n in detected.notes)
+    given = resolve(BASE + "  hardware:\n    cpu: {memory_bandwidth_gbs: 60}\n")
+    assert given.cpu.memory_bandwidth_gbs == 60, "the setup's own figure wins"
+    named = resolve(BASE + "  hardware:\n    cpu: {name: Core i9-14900K}\n")
+    assert named.cpu.memory_bandwidth_gbs == pytest.approx(89.6)
+
+
+def test_a_catalog_cpu_without_a_sourced_bandwidth_fills_nothing():
+    from inferform.catalog.cpus import lookup_cpu
+
+    row = lookup_cpu("AMD EPYC 7R13 Processor")
+    assert row is not None and row.max_memory_bandwidth_gbs is None
+    profile = resolve(BASE + "  hardware:\n    cpu: {name: AMD EPYC 7R13 Processor}\n")
+    assert profile.cpu.memory_bandwidth_gbs is None

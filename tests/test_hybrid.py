@@ -179,10 +179,11 @@ def test_nemotron_h_mamba2_layers_hold_state_and_size_the_compute_buffer(tmp_pat
 def test_the_plan_gives_checkpoints_what_the_configuration_leaves_free() -> None:
     """Unpinned, llama-server's 32 checkpoints per slot when host RAM allows, fewer when it does not (never a
     smaller model for them); pinned, exactly what the setup says; always passed as --ctx-checkpoints."""
-    from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
+    from inferform.hardware.profile import CpuInfo, HardwareProfile
     from inferform.planner.compose import make_plan
     from inferform.setup.spec import parse_setup
     from inferform.setup.yamlpos import load_yaml
+    from inferform.units import GIB
 
     def plan(ram_gib: float, extra: str = ""):
         hw = HardwareProfile(os="linux", arch="x86_64", ram_bytes=int(ram_gib * GIB),

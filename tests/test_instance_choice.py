@@ -10,8 +10,7 @@ from functools import cache
 
 import pytest
 
-from inferform.catalog.instances import load_instance_types
-from inferform.cloud.prices import CatalogPrices
+from inferform.catalog.instances import CatalogPrices, load_instance_types
 from inferform.errors import InferformError
 from inferform.hardware.resolve import instance_profile
 from inferform.planner import presets

@@ -8,14 +8,16 @@ import json
 import pytest
 
 from inferform.catalog.models import find_model
-from inferform.engines import python_venv
+from inferform.engines import scripts
 from inferform.engines.llama_cpp_python import PyServerArgs, argv, ggml_type_id, launch_env
 from inferform.errors import InferformError
-from inferform.hardware.profile import GIB
 from inferform.planner.compose import make_plan
-from inferform.planner.memory import LLAMA_CPP_PYTHON, RunConfig, compute_buffer, estimate, kv_caches
+from inferform.planner.memory import RunConfig, compute_buffer, estimate, kv_caches
 from inferform.planner.model import from_catalog
+from inferform.units import GIB
 from tests.test_planner import base, machine, setup_from
+
+python_venv = scripts.python_venv()
 
 # `--<field>` options of llama_cpp/server/settings.py (0.3.36) the builder may use
 SERVER_FLAGS = {"--model", "--model_alias", "--n_ctx", "--n_batch", "--n_ubatch", "--n_gpu_layers", "--tensor_split",
@@ -52,7 +54,7 @@ def test_argv_carries_every_planned_value():
     assert flag(words, "--type_v") == str(ggml_type_id(ctx.cache_type_v))
     # the engine listens where the front says; the front owns serve.host:serve.port
     assert flag(words, "--host") == "${INFERFORM_ENGINE_HOST}" and flag(words, "--port") == "${INFERFORM_ENGINE_PORT}"
-    assert plan.serve == {"host": "127.0.0.1", "port": 8123}
+    assert (plan.serve.host, plan.serve.port, plan.serve.api_key_required) == ("127.0.0.1", 8123, False)
     assert flag(words, "--model").endswith(".gguf") and flag(words, "--model_alias") == "t"
     # memory-relevant server defaults are pinned, not inherited
     assert flag(words, "--logits_all") == "true" and flag(words, "--cache") == "false"
@@ -103,9 +105,9 @@ def test_pinning_what_it_cannot_run_is_refused():
     with pytest.raises(InferformError, match="MoE experts"):
         make_plan(py("overrides: {n_cpu_moe: 4}\n", model="qwen3-30b-a3b"), machine(12))
     with pytest.raises(ValueError):
-        RunConfig(n_ctx=4096, parallel=2, engine=LLAMA_CPP_PYTHON)
+        RunConfig(n_ctx=4096, parallel=2, engine="llama-cpp-python")
     with pytest.raises(ValueError):
-        RunConfig(n_ctx=4096, n_cpu_moe=3, engine=LLAMA_CPP_PYTHON)
+        RunConfig(n_ctx=4096, n_cpu_moe=3, engine="llama-cpp-python")
     with pytest.raises(ValueError):
         RunConfig(n_ctx=4096, engine="vllm")
 
@@ -125,7 +127,7 @@ def test_memory_differs_from_llama_server_as_documented(gemma):
     m = gemma
     row = m.n_vocab * 4
     cpp_cfg = RunConfig(n_ctx=8192, batch=512, ubatch=512)
-    py_cfg = RunConfig(n_ctx=8192, batch=512, ubatch=512, engine=LLAMA_CPP_PYTHON)
+    py_cfg = RunConfig(n_ctx=8192, batch=512, ubatch=512, engine="llama-cpp-python")
     cpp, pyv = estimate(m, cpp_cfg), estimate(m, py_cfg)
     assert pyv.host.weights == cpp.host.weights
     # SWA layers: full-size cache (libllama's swa_full default) = llama-server with --swa-full
@@ -150,7 +152,7 @@ def test_memory_differs_from_llama_server_as_documented(gemma):
 
 
 def test_without_logits_all_nothing_grows(gemma):
-    cfg = RunConfig(n_ctx=8192, batch=512, ubatch=512, engine=LLAMA_CPP_PYTHON, logits_all=False)
+    cfg = RunConfig(n_ctx=8192, batch=512, ubatch=512, engine="llama-cpp-python", logits_all=False)
     mem = estimate(gemma, cfg)
     assert mem.host.scores == 0 and mem.host.output == mem.host.output_at_load == gemma.n_vocab * 4
     assert mem.host.compute == mem.host.compute_at_load
@@ -158,7 +160,7 @@ def test_without_logits_all_nothing_grows(gemma):
 
 def test_gpu_output_layer_reserves_ubatch_logits_on_the_gpu(gemma):
     n = gemma.n_layers
-    cfg = RunConfig(n_ctx=4096, batch=512, ubatch=512, n_gpus=1, n_gpu_layers=n + 1, engine=LLAMA_CPP_PYTHON)
+    cfg = RunConfig(n_ctx=4096, batch=512, ubatch=512, n_gpus=1, n_gpu_layers=n + 1, engine="llama-cpp-python")
     cpp = estimate(gemma, cfg._replace(engine="llama.cpp", swa_full=True))
     pyv = estimate(gemma, cfg)
     assert pyv.gpu.weights == cpp.gpu.weights and pyv.gpu.kv == cpp.gpu.kv
@@ -221,10 +223,11 @@ def test_venv_builder_is_idempotent_and_names_missing_tools(tmp_path, monkeypatc
 
 
 def test_logits_all_off_frees_the_scores_array():
-    from inferform.hardware.profile import GIB, CpuInfo, HardwareProfile
+    from inferform.hardware.profile import CpuInfo, HardwareProfile
     from inferform.planner.compose import make_plan
     from inferform.setup.spec import parse_setup
     from inferform.setup.yamlpos import load_yaml
+    from inferform.units import GIB
 
     hw = HardwareProfile(os="linux", arch="x86_64", ram_bytes=64 * GIB,
                          cpu=CpuInfo(name="t", cores=8, threads=8, flags=["avx2"], memory_bandwidth_gbs=60))
@@ -240,9 +243,9 @@ def test_logits_all_off_frees_the_scores_array():
 
 def test_native_x86_builds_leave_out_ggml_amx(monkeypatch):
     """Both engines build natively, but without ggml's AMX kernels: their extra weight buffer is not in the memory
-    model, and they crashed at the first decode on a sandboxed Xeon (engines/build.py, NO_AMX). Other machines get
+    model, and they crashed at the first decode on a sandboxed Xeon (build_llama_cpp.py, NO_AMX). Other machines get
     no flag (GCC on ARM rejects -mno-amx-*)."""
-    from inferform.engines import build
+    build = scripts.build()
 
     monkeypatch.setattr(build.platform, "machine", lambda: "x86_64")
     assert build.arch_flags() == ("-DCMAKE_C_FLAGS=" + build.NO_AMX, "-DCMAKE_CXX_FLAGS=" + build.NO_AMX)

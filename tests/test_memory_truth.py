@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server_binary():
-    from inferform.engines.build import ensure_llama_cpp
+    from inferform.engines.scripts import build
+
+    ensure_llama_cpp = build().ensure_llama_cpp
 
     return ensure_llama_cpp("cpu") / "llama-server"
 
@@ -35,7 +37,9 @@ def test_planned_memory_matches_llama_server(case, server_binary, workdir):
 
 @pytest.fixture(scope="module")
 def py_server_python():
-    from inferform.engines.python_venv import ensure_llama_cpp_python, venv_python
+    from inferform.engines.scripts import python_venv
+
+    ensure_llama_cpp_python, venv_python = python_venv().ensure_llama_cpp_python, python_venv().venv_python
 
     return venv_python(ensure_llama_cpp_python(backend="cpu"))
 

@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inferform.errors import InferformError
-from inferform.hardware.profile import GIB, CpuInfo, GpuInfo, HardwareProfile
+from inferform.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
 from inferform.planner.compose import make_plan
 from inferform.setup.spec import parse_setup
 from inferform.setup.yamlpos import load_yaml
+from inferform.units import GIB
 from tests.conftest import ROOT
 
 CONTRACT = {"setup": None, "fits": None, "target": ["kind", "instance_type", "region", "gpus"],

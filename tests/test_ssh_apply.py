@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 import yaml
 
-from inferform.apply.connection import Connection, from_setup, from_state, state_fields
+from inferform.apply.connection import Connection, from_plan, from_state, state_fields
 from inferform.errors import InferformError
-from inferform.planner.compose import model_filename
 from inferform.render import plan_hash
+from inferform.setup.sources import model_filename
 from inferform.state import AppliedState, api_key_file, read_state, setup_dir, state_root, write_state
 from tests.conftest import REAL_CACHE, ROOT
 from tests.processes import alive, free_port, port_open
@@ -105,12 +105,12 @@ def test_api_key_never_in_inventory_extravars_or_state(tmp_path: Path, cli) -> N
     from inferform.apply.local import extravars, inventory
 
     setup = _ssh_setup(tmp_path, port=2222, key=tmp_path / "id_ed25519", serve_port=8099, host="0.0.0.0")
-    spec, plan = _plan(setup)
+    _, plan = _plan(setup)
     key_path = api_key_file(plan.setup)
     secret = key_path.read_text().strip()
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
-    connection = from_setup(spec, str(setup))
-    variables = extravars(plan, tmp_path / "render", sha256=None, file_bytes=None, connection=connection)
+    connection = from_plan(plan)
+    variables = extravars(plan, tmp_path / "render", connection=connection)
     variables["inferform_service_api_key_file"] = str(key_path)
     assert secret not in inventory(plan.setup, connection) and secret not in json.dumps(variables)
     state = AppliedState(setup=plan.setup, setup_file=str(setup), plan_hash="0" * 16, applied_at="2026-01-01T00:00Z",
@@ -140,7 +140,7 @@ def _ssh_setup(tmp_path: Path, *, port: int, key: Path, serve_port: int, host: s
 
 
 def _plan(setup: Path):
-    from inferform.cli import _plan_for
+    from inferform.pipeline import plan_setup as _plan_for
 
     return _plan_for(str(setup))
 
@@ -151,7 +151,7 @@ def test_ssh_setups_plan_without_connecting(tmp_path: Path, cli) -> None:
     assert result.code == 0, result.err
     plan = json.loads(result.out)
     assert plan["target"]["kind"] == "ssh" and plan["context"]["threads"] == 2
-    connection = from_setup(_plan(setup)[0], str(setup))
+    connection = from_plan(_plan(setup)[1])
     assert connection.key_file == tmp_path / "keys" / "id", "a relative key_file is relative to the setup file"
 
 
@@ -184,11 +184,11 @@ def test_apply_refuses_to_move_a_setup_to_another_host(tmp_path: Path) -> None:
 
     setup = _ssh_setup(tmp_path, port=2222, key=tmp_path / "id", serve_port=8099)
     (tmp_path / "id").write_text("not a key")
-    spec, plan = _plan(setup)
+    _, plan = _plan(setup)
     write_state(AppliedState(setup="demo", setup_file=str(setup), plan_hash="0" * 16, applied_at="2026-01-01T00:00Z",
                              endpoint="http://127.0.0.1:8099/v1", engine="llama.cpp"))  # applied locally
     with pytest.raises(InferformError, match="destroy"):
-        apply_plan(plan, str(setup), sha256=None, connection=from_setup(spec, str(setup)))
+        apply_plan(plan, str(setup), connection=from_plan(plan))
 
 
 # ---------------------------------------------------------------------------------------------------- e2e
@@ -285,12 +285,12 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     serve_port = free_port()
     setup = _ssh_setup(tmp_path, port=sshd["port"], key=sshd["key"], serve_port=serve_port, host="0.0.0.0",
                        remote_base=remote)
-    spec, plan = _plan(setup)
-    connection = from_setup(spec, str(setup))
+    _, plan = _plan(setup)
+    connection = from_plan(plan)
     assert (connection.kind, connection.remote_base) == ("ssh", str(remote))
 
     events: list[dict[str, Any]] = []
-    state, changed = apply_plan(plan, str(setup), sha256=None, on_event=events.append, connection=connection)
+    state, changed = apply_plan(plan, str(setup), on_event=events.append, connection=connection)
     assert changed > 0 and state.target == "ssh" and state.ssh_port == sshd["port"]
     assert "Accepted publickey" in sshd["log"].read_text(), "the roles ran through sshd"
     # The server's files are where the target's paths say, and only there.

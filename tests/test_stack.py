@@ -18,8 +18,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
 from inferform.apply.cloud.stacks import load_stack
-from inferform.cloud.instance import GIB, root_volume_gib, shutdown_minutes
+from inferform.cloud.instance import root_volume_gib, shutdown_minutes
 from inferform.errors import InferformError
+from inferform.units import GIB
 
 stack = load_stack("inferform_aws")
 AMI = "ami-0123456789abcdef0"

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 
+from inferform.apply.lock import setup_lock
 from inferform.errors import InferformError
 from inferform.state import (
     AppliedState,
@@ -17,7 +18,6 @@ from inferform.state import (
     read_state,
     remove_state,
     setup_dir,
-    setup_lock,
     write_state,
 )
 

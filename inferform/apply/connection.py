@@ -103,7 +103,7 @@ class Connection:
         return f"{HOME}/{home_sub}"
 
     def cache_dir(self) -> str:
-        """inferform's cache on the target (engine builds, pypi installs); ends in 'inferform' as build.py wants."""
+        """inferform's cache on the target (engine builds, pypi installs); its last part is 'inferform'."""
         return f"{self._base('cache')}/inferform"
 
     def model_dir(self) -> str:
@@ -117,19 +117,14 @@ class Connection:
         return path.replace(HOME, "~")
 
 
-def from_setup(spec, setup_file: str) -> Connection:
-    """The connection a setup's target asks for; a key file path is taken relative to the setup file."""
-    target = spec.target
-    if target.kind != "ssh" or target.ssh is None:
+def from_plan(plan) -> Connection:
+    """The connection a plan's target asks for (pipeline.py made its key path absolute)."""
+    ssh = plan.target.ssh
+    if plan.target.kind != "ssh" or ssh is None:
         return Connection()
-    ssh = target.ssh
-    key = None
-    if ssh.key_file:
-        key = Path(ssh.key_file).expanduser()
-        if not key.is_absolute():
-            key = (Path(setup_file).resolve().parent / key)
-    return Connection(kind="ssh", host=ssh.host, port=ssh.port, user=ssh.user, key_file=key,
-                      remote_base=ssh.remote_base, python=ssh.python)
+    return Connection(kind="ssh", host=ssh.host, port=ssh.port, user=ssh.user,
+                      key_file=Path(ssh.key_file) if ssh.key_file else None, remote_base=ssh.remote_base,
+                      python=ssh.python)
 
 
 def from_state(state) -> Connection:

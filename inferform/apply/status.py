@@ -9,6 +9,8 @@ from typing import Any
 
 from inferform.apply.connection import LOOPBACK_NAMES, from_state
 from inferform.apply.guard import alive
+from inferform.engines.registry import DEFAULT
+from inferform.engines.registry import engine as engine_row
 from inferform.state import AppliedState, setup_dir
 
 
@@ -16,10 +18,8 @@ def _alive(pid: int | None) -> bool:
     return pid is not None and pid > 0 and alive(pid)
 
 
-def _health(endpoint: str, engine: str = "llama.cpp") -> str:
-    from inferform.engines import llama_cpp, llama_cpp_python
-
-    path = llama_cpp_python.HEALTH_PATH if engine == llama_cpp_python.NAME else llama_cpp.HEALTH_PATH
+def _health(endpoint: str, engine: str = DEFAULT) -> str:
+    path = engine_row(engine).health_path
     base = endpoint.removesuffix("/v1").replace("0.0.0.0", "127.0.0.1")
     try:
         with urllib.request.urlopen(f"{base}{path}", timeout=2) as response:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from inferform.plan import Plan
+from inferform.units import GIB
 
 GRACE_S = 5  # not side by side: what the serving engine gets to finish its requests before it is stopped
-GIB = 1024**3
 
 
 class Swap(NamedTuple):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from inferform.bench.client import Target
@@ -41,23 +40,19 @@ def applied_plan(setup: str) -> tuple[str, object]:
     return name, state
 
 
-def _plan_of(state) -> dict:
-    return {k: v for k, v in state.plan.items() if not k.startswith("_")}
-
-
 def from_setup(setup: str) -> Target:
     """The applied setup's endpoint (0.0.0.0 reached on loopback), its API key when it has one, and its plan."""
     name, state = applied_plan(setup)
     key = Path(state.api_key_file).read_text().strip() if state.api_key_file else "none"
     endpoint = state.endpoint.replace("://0.0.0.0:", "://127.0.0.1:")
-    return Target(endpoint=endpoint, api_key=key, setup=name, plan=_plan_of(state), setup_file=state.setup_file)
+    return Target(endpoint=endpoint, api_key=key, setup=name, plan=state.plan, setup_file=state.setup_file)
 
 
-def from_url(url: str, setup: str | None = None, planner: Callable[[str], dict] | None = None) -> Target:
+def from_url(url: str, setup: str | None = None) -> Target:
     """A bare OpenAI-compatible base URL; the key comes from OPENAI_API_KEY when set (local servers need none).
 
-    With a setup, its applied plan gives the predictions, or `planner` plans it now when it is not applied here
-    (a server started by other means, or on another machine).
+    With a setup, its applied plan gives the predictions, or it is planned now when it is not applied here (a
+    server started by other means, or on another machine).
     """
     endpoint = url.rstrip("/")
     if not endpoint.endswith("/v1"):
@@ -69,6 +64,11 @@ def from_url(url: str, setup: str | None = None, planner: Callable[[str], dict] 
 
     name = _setup_name(setup)
     state = read_state(name)
-    plan = _plan_of(state) if state else planner(setup) if planner else None
+    if state is not None:
+        plan = state.plan
+    else:
+        from inferform.pipeline import plan_setup
+
+        plan = plan_setup(setup)[1].model_dump(mode="json")
     return Target(endpoint=endpoint, api_key=key, setup=name, plan=plan,
                   setup_file=state.setup_file if state and not Path(setup).exists() else setup)

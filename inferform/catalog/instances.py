@@ -1,7 +1,12 @@
-"""AWS instance types with their GPUs and a dated price snapshot (live prices come from boto3 elsewhere)."""
+"""AWS instance types with their GPUs and a dated price snapshot, and the PriceBook the instance planner reads.
+
+Live prices (cloud/prices.py, boto3) are another PriceBook; the planner is handed one and imports no cloud SDK.
+"""
 
 import datetime as dt
+from collections.abc import Iterable
 from functools import cache
+from typing import Protocol
 
 from pydantic import Field
 
@@ -37,3 +42,26 @@ def load_instance_types() -> dict[str, InstanceType]:
 def snapshot_date() -> dt.date:
     value = read_data("instance_types.yaml")["snapshot_date"]
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+class PriceBook(Protocol):
+    """What the instance planner needs: $/h per type for a region and market, and where the numbers came from."""
+
+    source: str
+
+    def prices(self, rows: Iterable[InstanceType], region: str, market: str) -> dict[str, float]: ...
+
+
+class CatalogPrices:
+    """The snapshot in inferform/data/instance_types.yaml: no network, same answer every time."""
+
+    def __init__(self, note: str | None = None) -> None:
+        self.source = f"catalog snapshot {snapshot_date().isoformat()}" + (f" ({note})" if note else "")
+
+    def prices(self, rows: Iterable[InstanceType], region: str, market: str) -> dict[str, float]:
+        out = {}
+        for row in rows:
+            table = row.spot_usd if market == "spot" else row.on_demand_usd
+            if region in table:
+                out[row.type] = table[region]
+        return out

@@ -19,8 +19,8 @@ from pydantic import Field
 from inferform.catalog.files import read_data
 from inferform.catalog.rows import Row
 from inferform.setup.spec import TTL
+from inferform.units import GIB
 
-GIB = 2**30
 Arch = Literal["x86_64", "arm64"]
 # Graviton families carry a "g" right after the generation digit: t4g, m7g, c7gn, r8gd, g5g (not g5, not gr6).
 _GRAVITON = re.compile(r"^[a-z]+\d+g[a-z]*\.")

@@ -9,36 +9,13 @@ hour), the convention of AWS's spot pricing page and of the catalog snapshot. On
 import datetime as dt
 import json
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
-from inferform.catalog.instances import InstanceType, snapshot_date
+from inferform.catalog.instances import CatalogPrices, InstanceType, PriceBook, snapshot_date
 from inferform.cloud.aws import PRICING_REGION, client, has_credentials, offline_requested
 
 SPOT_PRODUCTS = ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"]
 ON_DEMAND_WORKERS = 8
-
-
-class PriceBook(Protocol):
-    """What the instance planner needs: $/h per type for a region and market, and where the numbers came from."""
-
-    source: str
-
-    def prices(self, rows: Iterable[InstanceType], region: str, market: str) -> dict[str, float]: ...
-
-
-class CatalogPrices:
-    """The snapshot in inferform/data/instance_types.yaml: no network, same answer every time."""
-
-    def __init__(self, note: str | None = None) -> None:
-        self.source = f"catalog snapshot {snapshot_date().isoformat()}" + (f" ({note})" if note else "")
-
-    def prices(self, rows: Iterable[InstanceType], region: str, market: str) -> dict[str, float]:
-        out = {}
-        for row in rows:
-            table = row.spot_usd if market == "spot" else row.on_demand_usd
-            if region in table:
-                out[row.type] = table[region]
-        return out
 
 
 class LivePrices:

@@ -5,36 +5,13 @@ what was planned; its defaults that allocate memory behind the plan's back (`-np
 cache) are pinned too. Flags the plan does not set are not appended.
 """
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import NamedTuple
+from inferform.engines.launch import Launch
 
+NAME = "llama.cpp"
 BINARY = "llama-server"
-HEALTH_PATH = "/health"  # 503 while the model loads, 200 once it can serve
 
 
-class ServerArgs(NamedTuple):
-    model_path: str
-    n_ctx: int
-    n_gpu_layers: int
-    threads: int
-    parallel: int
-    batch: int
-    ubatch: int
-    flash_attn: bool
-    cache_type_k: str
-    cache_type_v: str
-    host: str
-    port: int | str  # a number, or the ${INFERFORM_ENGINE_PORT} the front fills in
-    n_cpu_moe: int = 0
-    tensor_overrides: tuple[str, ...] = ()
-    tensor_split: tuple[float, ...] = ()
-    cache_ram_mib: int = 0
-    ctx_checkpoints: int | None = None  # --ctx-checkpoints per slot (the plan counts their host RAM)
-    sampling: Mapping[str, float] = MappingProxyType({})
-    api_key_file: str | None = None
-    alias: str | None = None
-    extra: tuple[str, ...] = ()
+ServerArgs = Launch  # the name callers and tests know
 
 
 _SAMPLING_FLAGS = {"temperature": "--temp", "top_p": "--top-p", "top_k": "--top-k", "min_p": "--min-p",
@@ -45,7 +22,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def argv(args: ServerArgs, binary: str = BINARY) -> list[str]:
+def argv(args: Launch, binary: str = BINARY) -> list[str]:
     out = [binary, "-m", args.model_path]
     if args.alias:
         out += ["--alias", args.alias]
@@ -70,3 +47,13 @@ def argv(args: ServerArgs, binary: str = BINARY) -> list[str]:
         out += ["--api-key-file", args.api_key_file]
     out += list(args.extra)
     return out
+
+
+def launch_script_env(loopback: bool) -> tuple[tuple[str, ...], str | None]:
+    """llama-server reads nothing from the environment that argv does not pin, and its key from --api-key-file."""
+    return (), None
+
+
+def plan_notes(launch: Launch, memory) -> list[str]:
+    """Nothing to add: the plan's generic lines describe llama-server."""
+    return []

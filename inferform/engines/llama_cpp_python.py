@@ -25,45 +25,30 @@ Secrets and environment: the API key is never put in argv. The server is a pydan
 same-named variable (e.g. `N_GPU_LAYERS`); passing every value explicitly covers the second, `launch_env` (and
 `launch_script_env`, for the run.sh inferform apply places) removes the first.
 
-argv[0] is `python`: the interpreter of the engine venv (engines/python_venv.py). Run with that venv's bin dir
+argv[0] is `python`: the interpreter of the engine venv (the engine role's python_venv.py). Run with that venv's bin dir
 first on PATH, or replace argv[0] with `ensure_llama_cpp_python(...) / "bin" / "python"`.
 """
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
+from inferform.engines.launch import Launch
+from inferform.units import MIB
 
 NAME = "llama-cpp-python"
 PYTHON = "python"
 MODULE = "llama_cpp.server"
 API_KEY_ENV = "API_KEY"
 ENV_OVERRIDING_ARGV = ("HOST", "PORT", "CONFIG_FILE")  # read by llama_cpp/server/__main__.py after parsing argv
-# No /health route: the OpenAPI document answers 200 (without the API key) once create_app() has run, and
-# create_app() loads the model before uvicorn binds the port, so an answer means the model is in memory.
-HEALTH_PATH = "/openapi.json"
+# Health (engines/registry.py): no /health route, but the OpenAPI document answers 200 (without the API key) once
+# create_app() has run, and create_app() loads the model before uvicorn binds the port, so an answer means the model
+# is in memory.
 READY = "Uvicorn running on"  # uvicorn's line once the model is loaded and the socket is bound
 
 
-class PyServerArgs(NamedTuple):
-    model_path: str
-    n_ctx: int
-    n_gpu_layers: int
-    threads: int
-    batch: int
-    ubatch: int
-    flash_attn: bool
-    cache_type_k: str
-    cache_type_v: str
-    host: str
-    port: int | str  # a number, or the ${INFERFORM_ENGINE_PORT} the front fills in
-    tensor_split: tuple[float, ...] = ()
-    logits_all: bool = True
-    alias: str | None = None
-    verbose: bool = True
-    extra: tuple[str, ...] = ()
+PyServerArgs = Launch  # the fields it reads: see argv()
 
 
 def ggml_type_id(name: str) -> int:
@@ -83,7 +68,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def argv(args: PyServerArgs, python: str = PYTHON) -> list[str]:
+def argv(args: Launch, python: str = PYTHON) -> list[str]:
     out = [python, "-m", MODULE, "--model", args.model_path]
     if args.alias:
         out += ["--model_alias", args.alias]
@@ -121,3 +106,18 @@ def launch_script_env(loopback: bool) -> tuple[tuple[str, ...], str | None]:
     loopback, where the plan asks for no key). Lower-case spellings are unset too (pydantic-settings ignores case)."""
     names = (*ENV_OVERRIDING_ARGV, API_KEY_ENV)
     return (*names, *(n.lower() for n in names)), None if loopback else API_KEY_ENV
+
+
+def plan_notes(launch: Launch, memory) -> list[str]:
+    """What llama-cpp-python does differently, in the plan's words (its memory rules: planner/memory.py)."""
+    notes = ["llama-cpp-python: one conversation at a time (n_seq_max 1); no expert offload or tensor overrides; "
+             "sliding-window layers get a full-context cache (it keeps libllama's swa_full default); sampling "
+             "values are not server defaults there: clients send them with each request"]
+    if launch.logits_all:
+        notes.append(f"llama-cpp-python keeps logits for every token (logits_all, needed for logprobs): host "
+                     f"compute includes its NumPy scores array ({memory.host.scores / MIB:,.0f} MiB = n_ctx × "
+                     f"vocabulary × 4 B, filled as the conversation grows) and an output buffer that grows to n_batch "
+                     f"rows ({memory.host.output / MIB:,.0f} MiB)")
+    if launch.api_key_file is not None:
+        notes.append(f"llama-cpp-python reads its API key from the {API_KEY_ENV} environment variable, never argv")
+    return notes

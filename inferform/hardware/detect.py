@@ -11,7 +11,8 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-from inferform.hardware.profile import GIB, CpuInfo, GpuInfo, HardwareProfile
+from inferform.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
+from inferform.units import GIB
 
 Run = Callable[[list[str]], str | None]
 Read = Callable[[str], str | None]

@@ -4,8 +4,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-GIB = 1024**3
-
 Origin = Literal["detected", "setup", "catalog", "default"]
 
 

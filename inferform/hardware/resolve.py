@@ -1,7 +1,8 @@
-"""Merge what a setup says about hardware with detection and the GPU catalog.
+"""Merge what a setup says about hardware with detection and the GPU and CPU catalogs.
 
 Precedence, per value: explicit setup value > catalog row for the named GPU > detection. A GPU named in a
-setup that the catalog lacks must bring its own numbers.
+setup that the catalog lacks must bring its own numbers. A CPU's memory bandwidth, which detection cannot
+measure, comes from the CPU catalog when the setup or the kernel names a CPU it lists (else the planner's default).
 """
 
 from collections.abc import Callable
@@ -9,9 +10,10 @@ from collections.abc import Callable
 from inferform.catalog.gpus import find_gpu, lookup_gpu
 from inferform.catalog.instances import InstanceType, load_instance_types
 from inferform.errors import InferformError
-from inferform.hardware.profile import GIB, CpuInfo, GpuInfo, HardwareProfile
+from inferform.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
 from inferform.setup.spec import GpuSpec, Hardware, Setup
 from inferform.setup.yamlpos import Located
+from inferform.units import GIB
 
 
 def gpus_from_spec(specs: list[GpuSpec], located: Located | None) -> list[GpuInfo]:
@@ -103,5 +105,20 @@ def resolve_hardware(setup: Setup, located: Located | None,
     if setup.target.is_cloud:
         return _from_instance_type(setup, located)
     if setup.target.kind == "ssh" and setup.target.hardware is not None:
-        return _from_setup_only(setup.target.hardware, located)
-    return _merge_local(setup.target.hardware, detector(), located)
+        return _with_cpu_catalog(_from_setup_only(setup.target.hardware, located))
+    return _with_cpu_catalog(_merge_local(setup.target.hardware, detector(), located))
+
+
+def _with_cpu_catalog(profile: HardwareProfile) -> HardwareProfile:
+    """Fill an unknown memory bandwidth from the CPU catalog's peak figure for the named CPU."""
+    if profile.cpu.memory_bandwidth_gbs is not None:
+        return profile
+    from inferform.catalog.cpus import lookup_cpu
+
+    entry = lookup_cpu(profile.cpu.name)
+    if entry is None or entry.max_memory_bandwidth_gbs is None:
+        return profile
+    cpu = profile.cpu.model_copy(update={"memory_bandwidth_gbs": entry.max_memory_bandwidth_gbs})
+    note = (f"CPU memory bandwidth {entry.max_memory_bandwidth_gbs:g} GB/s: the peak of {entry.name} "
+            f"({entry.memory_channels or '?'} x {entry.memory_type or '?'}) from the CPU catalog ({entry.source})")
+    return profile.model_copy(update={"cpu": cpu, "notes": [*profile.notes, note]})

@@ -4,10 +4,11 @@ shortcut, ranked by the same objective. Tests and `make bench` compare its optim
 Slow on purpose (every n_gpu_layers and every --n-cpu-moe value is tried): not on the plan path.
 """
 
+from inferform.engines.registry import engine
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner import presets
-from inferform.planner.memory import LLAMA_CPP, estimate
+from inferform.planner.memory import estimate
 from inferform.planner.placement import Placement, fits
 from inferform.planner.search import Choice, Trial, best_catalog_score, budgets, judge, kv_avoided, trials
 from inferform.setup.spec import Setup
@@ -28,7 +29,7 @@ def _placements(t: Trial, setup: Setup, hw: HardwareProfile) -> list[Placement]:
         options = [(o.n_gpu_layers if o.n_gpu_layers is not None else n + 1, o.n_cpu_moe or 0)]
     else:
         options = [(ngl, 0) for ngl in range(n + 2)]
-        if t.model.is_moe and setup.engine == LLAMA_CPP:
+        if t.model.is_moe and engine(setup.engine).moe_offload:
             options += [(n + 1, k) for k in range(1, n + 1)]
     out = []
     for ngl, k in options:

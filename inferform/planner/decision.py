@@ -6,6 +6,7 @@ fit, or names a quant the catalog does not list, is not shown.
 """
 
 from inferform.catalog.quants import load_quant_types
+from inferform.engines.registry import engine
 from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
@@ -14,8 +15,8 @@ from inferform.planner.objective import Scored, speed_of
 from inferform.planner.presets import Goals
 from inferform.planner.search import Choice, search
 from inferform.setup.spec import ModelSpec, Setup
+from inferform.units import GIB
 
-GIB = 1024**3
 ALTERNATIVES = 5
 
 
@@ -173,7 +174,7 @@ def knobs(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None, chosen: Choi
         longer = base.model_copy(update={"context": chosen.context_per_slot * 2})
         if (new := _replan(longer, hw, gguf)) is not None:
             out.append(_knob("more context", f"context: {chosen.context_per_slot * 2}", new, chosen))
-    if setup.engine == "llama.cpp" and not o.parallel:
+    if engine(setup.engine).slots and not o.parallel:
         for n in (cfg.parallel * 2, cfg.parallel // 2):
             if n < 1 or n == cfg.parallel:
                 continue

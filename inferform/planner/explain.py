@@ -4,8 +4,7 @@ from inferform.planner.objective import exchange_rate
 from inferform.planner.placement import Budgets
 from inferform.planner.presets import Goals
 from inferform.planner.search import Choice
-
-GIB = 1024**3
+from inferform.units import GIB
 
 
 def g(n: float) -> str:

@@ -1,9 +1,10 @@
 """A cloud setup's plan: the planner's plan on the chosen (or named) instance type, with target, cost and why.
 
-Prices come from a PriceBook (cloud/prices.py): the catalog snapshot, or live AWS prices when credentials allow.
+Prices come from a PriceBook the caller hands in (pipeline.py): the catalog snapshot (catalog/instances.py), or
+live AWS prices when credentials allow (cloud/prices.py); without one, the snapshot.
 """
 
-from inferform.catalog.instances import load_instance_types
+from inferform.catalog.instances import CatalogPrices, load_instance_types
 from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
@@ -17,18 +18,16 @@ from inferform.planner.instances import (
     InstanceChoice,
     choose_instance,
     machine,
-    usd,
     usd_per_mtok,
 )
 from inferform.setup.spec import Setup
+from inferform.units import usd
 
 
 def plan_cloud(setup: Setup, hw: HardwareProfile | None, gguf: GGUFInfo | None = None, prices=None) -> Plan:
     """Plan a cloud setup; hw is None when the instance type is 'auto' and the instance planner chooses it."""
     if prices is None:
-        from inferform.cloud.prices import price_book
-
-        prices = price_book()
+        prices = CatalogPrices()
     if hw is None:
         ic = choose_instance(setup, gguf, prices)
         plan = make_plan(setup, ic.hardware, gguf)

@@ -11,7 +11,7 @@ all is chosen and the plan says so; when nothing under the cap fits, the error n
 import math
 from typing import NamedTuple
 
-from inferform.catalog.instances import InstanceType, load_instance_types
+from inferform.catalog.instances import CatalogPrices, InstanceType, load_instance_types
 from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
@@ -20,6 +20,7 @@ from inferform.planner import choice_cache, presets
 from inferform.planner.instance_bounds import Need, need_of
 from inferform.planner.search import Choice, search
 from inferform.setup.spec import Setup
+from inferform.units import usd
 
 MARKETS = {"aws-spot": "spot", "aws-on-demand": "on-demand", "free-trial": "on-demand"}
 DEFAULT_REGION = "us-east-1"
@@ -32,10 +33,6 @@ def usd_per_mtok(usd_per_hour: float | None, generate_tps: float) -> float | Non
     if usd_per_hour is None or generate_tps <= 0:
         return None
     return round(usd_per_hour / (generate_tps * 3600) * 1e6, 4)
-
-
-def usd(x: float) -> str:
-    return f"${x:,.4g}"
 
 
 def machine(row: InstanceType) -> str:
@@ -153,8 +150,6 @@ def choose_instance(setup: Setup, gguf: GGUFInfo | None = None, prices=None) -> 
     runners-up, and why. The answer is remembered (planner/choice_cache.py): a repeated plan searches only the
     types it names."""
     if prices is None:
-        from inferform.cloud.prices import CatalogPrices
-
         prices = CatalogPrices()
     types, region, market = offered(setup, prices)
     need = need_of(setup, gguf)

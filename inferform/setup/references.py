@@ -8,17 +8,9 @@ from pathlib import Path
 
 from inferform.catalog.names import canonical_gpu, gpu_names, instance_type_names, model_ids, quant_names
 from inferform.errors import InferformError, Problem, did_you_mean
+from inferform.setup.sources import model_file_path
 from inferform.setup.spec import Setup
 from inferform.setup.yamlpos import Located
-
-
-def model_file_path(setup_file: str, file: str) -> Path | None:
-    """A local model file's path (relative paths are relative to the setup file), or None for remote sources."""
-    if file.startswith(("hf://", "https://", "pypi://")):
-        return None
-    raw = file.removeprefix("file://")
-    path = Path(raw).expanduser()
-    return path if path.is_absolute() else Path(setup_file).resolve().parent / path
 
 
 def _not_a_file(path: Path) -> str:

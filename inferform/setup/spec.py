@@ -19,13 +19,18 @@ from pydantic import (
     model_validator,
 )
 
+from inferform.addresses import is_loopback
+from inferform.engines.registry import DEFAULT as DEFAULT_ENGINE
+from inferform.engines.registry import ENGINES
+from inferform.engines.registry import NAMES as ENGINE_NAMES
 from inferform.errors import InferformError, Problem, did_you_mean
+from inferform.setup.sources import check_source, needs_sha256
 from inferform.setup.yamlpos import Located, from_cache, load_yaml, read_text, remember
 
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
 TargetKind = Literal["local", "ssh", "aws-spot", "aws-on-demand", "free-trial"]
-EngineName = Literal["llama.cpp", "llama-cpp-python"]
+EngineName = Literal[ENGINE_NAMES]  # engines/registry.py: one row per engine
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 CLOUD_KINDS = ("aws-spot", "aws-on-demand", "free-trial")
 
@@ -197,23 +202,13 @@ class ModelSpec(Strict):
     @field_validator("file")
     @classmethod
     def _file_scheme(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if value.startswith("http://"):
-            raise ValueError("plain http:// is not accepted; use https:// with a sha256")
-        if value.startswith("hf://") and value.count("/") < 4:
-            raise ValueError(f"{value!r} is not hf://org/repo/file.gguf")
-        if value.startswith("pypi://") and not re.match(r"^pypi://[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", value):
-            raise ValueError(f"{value!r} is not pypi://<package-name> (a PyPI name: letters, digits, '.', '_' and "
-                             "'-', starting and ending with a letter or digit)")
-        if "://" in value and not value.startswith(("hf://", "https://", "pypi://", "file://")):
-            scheme = value.split("://", 1)[0]
-            raise ValueError(f"unknown scheme {scheme}://; valid: hf://, https://, pypi://, or a file path")
+        if value is not None:
+            check_source(value)
         return value
 
     @model_validator(mode="after")
     def _https_needs_sha(self) -> "ModelSpec":
-        if self.file and self.file.startswith("https://") and not self.sha256:
+        if self.file and needs_sha256(self.file) and not self.sha256:
             raise ValueError("an https:// model file needs sha256 so a corrupt or swapped file is never served")
         return self
 
@@ -235,7 +230,7 @@ class Serve(Strict):
 
     @property
     def is_loopback(self) -> bool:
-        return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+        return is_loopback(self.host)
 
 
 class Overrides(Strict):
@@ -299,7 +294,7 @@ class Setup(Strict):
     model: ModelSpec | None = Field(None, description="Which model; chosen from the catalog when left out.")
     context: Annotated[int | Literal["auto"], BeforeValidator(_context)] = Field(
         "auto", description="'auto' (from the use case, capped by the model) or a token count.")
-    engine: EngineName = Field("llama.cpp", description="llama.cpp (llama-server) or llama-cpp-python.")
+    engine: EngineName = Field(DEFAULT_ENGINE, description=" or ".join(e.summary for e in ENGINES.values()) + ".")
     serve: Serve = Field(Serve(), description="Where the endpoint listens.")
     overrides: Overrides = Field(Overrides(), description="Pin any planned value.")
 

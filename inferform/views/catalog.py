@@ -3,7 +3,8 @@
 from typing import Any
 
 from inferform.catalog.models import ModelEntry, param_count
-from inferform.hardware.profile import GIB, HardwareProfile
+from inferform.hardware.profile import HardwareProfile
+from inferform.units import GIB
 
 
 def gib(n: int | float | None) -> str:
@@ -51,27 +52,6 @@ def show_models(entries: list[ModelEntry], out: Any) -> None:
                       ", ".join(e.use_cases), quants)
     out.print(table)
     out.print(f"[dim]{len(entries)} models; params total/active for MoE; sizes in GB as published[/]")
-
-
-def fits_rows(spec: Any, choices: list[Any]) -> list[dict[str, Any]]:
-    """One row per model (its best configuration), ranked by the experience's objective."""
-    seen, rows = set(), []
-    for c in choices:
-        model_id = c.name
-        if model_id in seen:
-            continue
-        seen.add(model_id)
-        cfg, mem = c.placement.cfg, c.placement.mem
-        rows.append({"id": model_id, "quant": c.model.quant, "context": c.context_per_slot,
-                     "n_gpu_layers": cfg.n_gpu_layers, "n_cpu_moe": cfg.n_cpu_moe,
-                     "gpu_bytes": mem.gpu.total, "host_bytes": mem.host.total,
-                     "generate_tps": round(c.speed.generate_tps, 1), "prompt_tps": round(c.speed.prompt_tps, 1),
-                     "aggregate_generate_tps": round(c.speed.aggregate_generate_tps, 1),
-                     "parallel": cfg.parallel, "cache_type": cfg.cache_type_k,
-                     "quality": None if c.quality is None else round(c.quality, 1),
-                     "objective": round(c.value.value, 2), "above_floor": c.value.above_floor,
-                     "where": c.placement.why})
-    return rows
 
 
 def show_fits(rows: list[dict[str, Any]], out: Any) -> None:

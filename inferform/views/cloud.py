@@ -3,9 +3,7 @@ of `status`."""
 
 from typing import Any
 
-
-def _usd(x: float | None) -> str:
-    return "?" if x is None else f"${x:,.4g}"
+from inferform.units import usd
 
 
 def show_sweep(report: dict[str, Any], out: Any) -> None:
@@ -19,9 +17,9 @@ def show_sweep(report: dict[str, Any], out: Any) -> None:
     for f in left:
         hours = "?" if f["hours_running"] is None else f"{f['hours_running']:.1f}"
         table.add_row(f["instance_id"], f["region"], f["setup"], f["instance_type"], f["market"], f["state"], hours,
-                      _usd(f["usd_per_hour"]), _usd(f["cost_so_far_usd"]), f["reason"])
+                      usd(f["usd_per_hour"]), usd(f["cost_so_far_usd"]), f["reason"])
     out.print(table)
-    out.print(f"{len(left)} left over, {_usd(report['cost_so_far_usd'])} so far; {len(kept)} kept")
+    out.print(f"{len(left)} left over, {usd(report['cost_so_far_usd'])} so far; {len(kept)} kept")
     if report["terminated"]:
         out.print(f"terminated: {', '.join(report['terminated'])}")
         out.print("[dim]`inferform destroy SETUP` clears the state of a setup whose instance was ended here[/]")
@@ -34,14 +32,14 @@ def show_cloud_preview(preview: dict[str, Any], out: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    per_mtok = f", {_usd(preview['usd_per_mtok'])}/Mtok" if preview["usd_per_mtok"] is not None else ""
+    per_mtok = f", {usd(preview['usd_per_mtok'])}/Mtok" if preview["usd_per_mtok"] is not None else ""
     out.print(f"instance: {preview['instance_type']} {preview['market']} in {preview['region']}   "
-              f"cost: {_usd(preview['usd_per_hour'])}/h{per_mtok} ({escape(preview['price_source'] or '?')})")
+              f"cost: {usd(preview['usd_per_hour'])}/h{per_mtok} ({escape(preview['price_source'] or '?')})")
     if preview["free_tier"]:
         out.print("  free-tier eligible: free while the account's free-tier hours or credits last; the price above "
                   "is what it costs after")
     for r in preview["runner_ups"]:
-        out.print(f"  runner-up {r['instance_type']}: {_usd(r['usd_per_hour'])}/h, {r['generate_tps']} tok/s "
+        out.print(f"  runner-up {r['instance_type']}: {usd(r['usd_per_hour'])}/h, {r['generate_tps']} tok/s "
                   f"({escape(r['why_not'])})")
     out.print(f"lifetime: ttl {preview['ttl']}, the instance ends itself at apply time + {preview['ttl']} "
               f"(if applied now: {preview['expires_at_if_applied_now']})")
@@ -101,7 +99,7 @@ def show_cloud_applied(row: dict[str, Any], out: Any) -> None:
     out.print(f"applied {row['setup']} on {row['where']} ({row['instance_id']}): serving {row['endpoint']}")
     out.print(f"dead man's switch: the instance ends itself at {_until(row['expires_at'], row['time_left'])}; "
               f"push it out with `inferform ttl extend {setup_file} 1h`")
-    out.print(f"cost: {_usd(row['usd_per_hour'])}/h   API key: in {row['api_key_file']} (0600)")
+    out.print(f"cost: {usd(row['usd_per_hour'])}/h   API key: in {row['api_key_file']} (0600)")
     snippets = usage_snippets(row["endpoint"], row["setup"], row["api_key_file"])
     out.print("call it:")
     out.print(f"  {escape(snippets[0])}", soft_wrap=True)  # unwrapped: it is meant to be copied
@@ -118,8 +116,8 @@ def show_cloud_status(row: dict[str, Any], out: Any) -> None:
     health = f"  health {row['health']}" if row["running"] else ""
     live = "state unknown" if row["live_state"] == "unknown" else row["live_state"]
     out.print(f"{row['setup']} on {row['where']} {row['instance_id']}: {row['endpoint']}  instance {live}{health}")
-    cost = f"{_usd(row['cost_so_far_usd'])} so far ({row['hours_since_applied']:.1f} h × " \
-           f"{_usd(row['usd_per_hour'])}/h)" if row["cost_so_far_usd"] is not None else "cost unknown"
+    cost = f"{usd(row['cost_so_far_usd'])} so far ({row['hours_since_applied']:.1f} h × " \
+           f"{usd(row['usd_per_hour'])}/h)" if row["cost_so_far_usd"] is not None else "cost unknown"
     out.print(f"  expires {_until(row['expires_at'], row['time_left'])}  {cost}  since {_when(row['since'])}")
     if row["live_state"] == "unknown":
         out.print(f"  [dim]live state unknown: {escape(row['live_detail'])}[/]")

@@ -3,8 +3,7 @@
 from typing import Any
 
 from inferform.plan import MemorySide, Plan
-
-GIB = 1024**3
+from inferform.units import GIB, usd
 
 
 def _gib(n: int) -> str:
@@ -65,10 +64,6 @@ def show_plan(plan: Plan, out: Any) -> None:
     out.print("\n[bold]command[/]\n  " + escape(" ".join(plan.engine.argv)), soft_wrap=True)
 
 
-def _usd(x: float | None) -> str:
-    return "?" if x is None else f"${x:,.4g}"
-
-
 def _show_cost(plan: Plan, out: Any) -> None:
     """Cloud targets: the instance, its price and $/Mtok, and the runners-up the instance planner weighed."""
     from rich.table import Table
@@ -79,12 +74,12 @@ def _show_cost(plan: Plan, out: Any) -> None:
     free = " (free tier: $0 while free-tier hours/credits last; this is the on-demand price after)" \
         if cost.free_tier else ""
     out.print(f"instance: [bold]{t.instance_type}[/] {t.market or ''} in {t.region}   "
-              f"cost: [bold]{_usd(cost.usd_per_hour)}/h[/], {_usd(cost.usd_per_mtok)}/Mtok{free}   "
+              f"cost: [bold]{usd(cost.usd_per_hour)}/h[/], {usd(cost.usd_per_mtok)}/Mtok{free}   "
               f"[dim]({cost.price_source})[/]")
     if cost.runner_ups:
         table = Table("runner-up", "$/h", "gen tok/s", "$/Mtok", "why not")
         for r in cost.runner_ups:
-            table.add_row(r.instance_type, _usd(r.usd_per_hour), f"{r.generate_tps:.1f}", _usd(r.usd_per_mtok),
+            table.add_row(r.instance_type, usd(r.usd_per_hour), f"{r.generate_tps:.1f}", usd(r.usd_per_mtok),
                           r.why_not)
         out.print(table)
 
@@ -100,7 +95,7 @@ def _show_alternatives(plan: Plan, out: Any) -> None:
     for a in plan.alternatives:
         quality = "quality ?" if a.quality is None else f"quality {a.quality:.1f}"
         agg = f" ({a.aggregate_generate_tps:.0f} over {a.parallel})" if a.parallel > 1 else ""
-        cost = f", {_usd(a.usd_per_mtok)}/Mtok" if a.usd_per_mtok is not None else ""
+        cost = f", {usd(a.usd_per_mtok)}/Mtok" if a.usd_per_mtok is not None else ""
         lines.append(escape(f"  · {a.model} {a.quant}, {a.placement}, {a.context:,} × {a.parallel}, KV {a.cache_type}: "
                             f"{quality}, {a.generate_tps:.1f} tok/s{agg}, {a.gpu_bytes / GIB:.1f} GiB GPU + "
                             f"{a.host_bytes / GIB:.1f} GiB RAM{cost} — {a.why_not}"))

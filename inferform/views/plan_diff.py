@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-IGNORED = {"explanations", "knobs", "alternatives", "_render_dir"}
+IGNORED = {"explanations", "knobs", "alternatives"}
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

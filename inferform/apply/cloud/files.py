@@ -12,12 +12,8 @@ import os
 import secrets
 from pathlib import Path
 
+from inferform.dirs import data_dir as data_root
 from inferform.state import setup_dir
-
-
-def data_root() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "inferform"
 
 
 def backend_dir() -> Path:

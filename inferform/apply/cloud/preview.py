@@ -45,7 +45,7 @@ def preview(plan: Plan, spec: Setup) -> dict[str, Any]:
     region = target.region or plan.target.region or "(the AWS config's default region)"
     ttl = ttl_seconds(target.ttl or "")
     ends = expires_at(ttl)
-    port = int(plan.serve.get("port", 8080))
+    port = plan.serve.port
     volume = root_volume_gib(plan.model.file_bytes, gpu=gpu)
     max_price = target.max_price_per_hour if market == "spot" else None
     cidrs = list(target.allowed_cidrs or []) or ["<your public IP>/32 (asked of checkip.amazonaws.com at apply)"]

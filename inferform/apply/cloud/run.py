@@ -23,12 +23,20 @@ from inferform.apply.cloud.files import data_root, ssh_key_file, ssh_keypair, wo
 from inferform.apply.cloud.preflight import Preflight, check_aws_credentials, check_pulumi_cli
 from inferform.apply.cloud.preflight import preflight as _preflight
 from inferform.apply.cloud.ssh import extended_deadline, known_hosts, rearm_command, ssh_argv, wait_for_ssh
+from inferform.apply.lock import setup_lock
 from inferform.cloud.instance import cloud_image, expires_at, root_volume_gib
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
 from inferform.plan import Plan
 from inferform.render import plan_hash
 from inferform.setup.spec import Setup
-from inferform.state import AppliedState, api_key_file, read_state, setup_dir, setup_lock, write_state
+from inferform.state import (
+    AppliedState,
+    api_key_file,
+    read_state,
+    refuse_elsewhere,
+    setup_dir,
+    write_state,
+)
 
 PROJECT = "inferform"
 OUTPUTS = ("instance_id", "public_ip", "public_dns", "security_group_id", "endpoint", "expires_at", "api_key")
@@ -103,7 +111,7 @@ def _instance_args(stack_module, plan: Plan, checked: Preflight, **secrets_and_k
     return stack_module.InstanceArgs(
         setup=plan.setup, region=checked.region, instance_type=instance_type, market=checked.market,
         ttl_seconds=checked.ttl_seconds, expires_at=expires_at(checked.ttl_seconds),
-        allowed_cidrs=list(checked.allowed_cidrs), serve_port=int(plan.serve.get("port", 8080)),
+        allowed_cidrs=list(checked.allowed_cidrs), serve_port=plan.serve.port,
         root_volume_gib=root_volume_gib(plan.model.file_bytes, gpu=gpu), owner=checked.owner, gpu=gpu,
         model_bytes=plan.model.file_bytes, max_price=checked.max_price if checked.market == "spot" else None,
         **secrets_and_key)
@@ -149,9 +157,7 @@ def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler
     checked = checked or preflight(spec)
     earlier = read_state(plan.setup)
     if earlier is not None and earlier.target != "aws":
-        raise InferformError.single(f"{plan.setup} is applied on {earlier.host} ({earlier.target}); a cloud apply "
-                                    "would leave that server running unrecorded",
-                                    hint=f"run `inferform destroy` for {plan.setup} first, then apply")
+        refuse_elsewhere(plan.setup, f"{earlier.host} ({earlier.target})", plan.target.kind)
     from inferform.apply.cloud.stacks import load_stack
 
     stack_module = load_stack("inferform_aws")
@@ -196,8 +202,7 @@ def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler
     wait_for_ssh(outputs["public_ip"], connection.user, key_file, known_hosts(plan.setup))
     from inferform.apply.local import apply_plan
 
-    applied, _changed = apply_plan(plan, setup_file, sha256=spec.model.sha256 if spec.model else None,
-                                   on_event=on_event, connection=connection)
+    applied, _changed = apply_plan(plan, setup_file, on_event=on_event, connection=connection)
     final = applied.model_copy(update=cloud)
     write_state(final)
     return final

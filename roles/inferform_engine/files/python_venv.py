@@ -9,7 +9,6 @@ minutes (10-15 on two cores), so it is done once, under a file lock, and recorde
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
@@ -21,10 +20,25 @@ import venv
 from collections.abc import Callable
 from pathlib import Path
 
-try:
-    from inferform.engines.build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED, host_cflags  # one pin for both engines
-except ImportError:  # run as a lone script on a target by the engine role, with build.py copied beside it
-    from build import BACKEND_FLAGS, BACKEND_TOOLS, PINNED, host_cflags  # type: ignore[no-redef]
+
+def _sibling(name: str):
+    """A script that lies beside this one (the engine role copies them to the target together; inferform loads
+    both from the role's files/): one backend table and one version pin for both engines."""
+    import importlib.util
+
+    module_name = f"inferform_engine_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_build = _sibling("build_llama_cpp")
+BACKEND_FLAGS, BACKEND_TOOLS, PINNED, host_cflags = (_build.BACKEND_FLAGS, _build.BACKEND_TOOLS, _build.PINNED,
+                                                     _build.host_cflags)
 
 # CMAKE_ARGS per backend. cpu keeps llama-cpp-python's defaults (it builds the CPU backend natively).
 # The same backends and tool checks as the llama-server build (one table: build.py stays stdlib-only so the
@@ -145,20 +159,10 @@ def ensure_llama_cpp_python(version: str = PINNED, backend: str = "cpu", progres
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m inferform.engines.python_venv [--backend cpu]`: build the venv if needed, print its path."""
-    parser = argparse.ArgumentParser(prog="python -m inferform.engines.python_venv",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="cpu", choices=sorted(BACKEND_CMAKE_ARGS))
-    parser.add_argument("--version", default=PINNED)
-    args = parser.parse_args(argv)
-    try:
-        path = ensure_llama_cpp_python(args.version, args.backend,
-                                       progress=lambda m: print(m, file=sys.stderr, flush=True))
-    except PythonEngineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+    """`python python_venv.py [--backend cpu]`: build the venv if needed, print its path."""
+    return _build.script_main(argv, "python python_venv.py", __doc__.splitlines()[0],
+                              lambda backend, version, say: ensure_llama_cpp_python(version, backend, progress=say),
+                              PythonEngineError)
 
 
 if __name__ == "__main__":

@@ -247,19 +247,27 @@ def ensure_llama_cpp(
         return bin_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m inferform.engines.build [--backend cpu]`: build if needed, print the bin dir."""
-    parser = argparse.ArgumentParser(prog="python -m inferform.engines.build", description=__doc__.splitlines()[0])
+def script_main(argv: list[str] | None, prog: str, description: str, ensure: Callable[..., Path],
+                failure: type[Exception]) -> int:
+    """The command line both build scripts share: --backend, --version; progress on stderr, the path on stdout,
+    and "error: ..." (exit 1) naming what to install, which the engine role shows as is."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--backend", default="cpu", choices=sorted(BACKEND_FLAGS))
     parser.add_argument("--version", default=PINNED, help="llama-cpp-python version whose llama.cpp to build")
     args = parser.parse_args(argv)
     try:
-        path = ensure_llama_cpp(args.backend, args.version, progress=lambda m: print(m, file=sys.stderr, flush=True))
-    except BuildError as e:
+        path = ensure(args.backend, args.version, lambda m: print(m, file=sys.stderr, flush=True))
+    except failure as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(path)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python build_llama_cpp.py [--backend cpu]`: build if needed, print the bin dir."""
+    return script_main(argv, "python build_llama_cpp.py", __doc__.splitlines()[0],
+                       lambda backend, version, say: ensure_llama_cpp(backend, version, progress=say), BuildError)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,8 @@
+"""What counts as loopback, for the planner (no API key asked for), the plan contract and apply alike."""
+
+import ipaddress
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only, so no API key is asked for."""
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
