@@ -185,10 +185,10 @@ def apply(setup: SetupArg,
     if dry_run:
         from inferform.apply.dry_run import show_dry_run
 
-        show_dry_run(spec, result, typer.echo)
+        show_dry_run(result, typer.echo)
         return
     if spec.target.is_cloud:
-        _apply_cloud(spec, result, setup)
+        _apply_cloud(result, setup)
         return
     from inferform.apply.connection import from_plan
     from inferform.apply.local import apply_plan
@@ -207,17 +207,17 @@ def apply(setup: SetupArg,
     typer.echo(f"stop it with: inferform destroy {setup}")
 
 
-def _apply_cloud(spec, result, setup: str) -> None:
+def _apply_cloud(result, setup: str) -> None:
     """Preflight first (exit 2, nothing created), then Pulumi and the roles over SSH under one progress display."""
     from inferform.apply.cloud.run import apply_cloud, preflight
     from inferform.apply.cloud.status import describe_cloud
     from inferform.views.cloud import show_cloud_applied
     from inferform.views.output import console
 
-    checked = preflight(spec)
+    checked = preflight(result)
     progress, on_event = _progress()
     with progress:
-        state = apply_cloud(result, spec, setup, on_event=on_event, checked=checked)
+        state = apply_cloud(result, setup, on_event=on_event, checked=checked)
     show_cloud_applied(describe_cloud(state, live=False), console())
 
 

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inferform.addresses import is_loopback
 
+CLOUD_KINDS = ("aws-spot", "aws-on-demand", "free-trial")  # target kinds that run on an instance apply creates
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +43,10 @@ class TargetOut(_Out):
     allowed_cidrs: list[str] | None = Field(None, description="Cloud: who may reach the endpoint and SSH; null: the "
                                                               "applying machine's public IP/32.")
     max_price_per_hour: float | None = Field(None, description="Cloud: the USD per hour cap (spot: the max price).")
+
+    @property
+    def is_cloud(self) -> bool:
+        return self.kind in CLOUD_KINDS
 
 
 class ServeOut(_Out):

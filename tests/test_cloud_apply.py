@@ -22,6 +22,7 @@ from inferform.apply.cloud import run as cloud
 from inferform.apply.cloud import ssh as cloud_ssh
 from inferform.cloud.instance import expires_at, render_user_data, root_volume_gib, shutdown_minutes, ttl_seconds
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
+from inferform.plan import Plan
 from inferform.setup.spec import Setup
 from inferform.state import AppliedState, read_state, state_root, write_state
 from inferform.units import GIB
@@ -29,6 +30,16 @@ from inferform.units import GIB
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE",
            "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
            "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
+
+
+def cloud_plan(**target) -> Plan:
+    """The plan of cloud_setup(**target) on its named instance type, priced from the catalog: what apply acts on."""
+    from inferform.catalog.instances import CatalogPrices, load_instance_types
+    from inferform.hardware.resolve import instance_profile
+    from inferform.planner.instance_plan import plan_cloud
+
+    spec = cloud_setup(**target)
+    return plan_cloud(spec, instance_profile(load_instance_types()[spec.target.instance_type]), None, CatalogPrices())
 
 
 def cloud_setup(**target) -> Setup:
@@ -62,7 +73,7 @@ def nothing_created() -> None:
 
 def test_missing_pulumi_cli_is_refused_with_install_hint_and_nothing_created(no_pulumi) -> None:
     with pytest.raises(InferformError) as caught:
-        cloud.preflight(cloud_setup())
+        cloud.preflight(cloud_plan())
     assert caught.value.exit_code == EXIT_BAD_INPUT
     text = str(caught.value)
     assert "Pulumi CLI is not installed" in text
@@ -72,7 +83,7 @@ def test_missing_pulumi_cli_is_refused_with_install_hint_and_nothing_created(no_
 
 def test_apply_cloud_refuses_before_touching_anything_without_pulumi(no_pulumi, tmp_path: Path) -> None:
     with pytest.raises(InferformError) as caught:
-        cloud.apply_cloud(None, cloud_setup(), str(tmp_path / "setup.yaml"))  # type: ignore[arg-type]
+        cloud.apply_cloud(cloud_plan(), str(tmp_path / "setup.yaml"))
     assert caught.value.exit_code == EXIT_BAD_INPUT and "Pulumi CLI" in str(caught.value)
     nothing_created()
 
@@ -94,7 +105,7 @@ def test_missing_aws_credentials_are_refused_with_a_hint(no_aws) -> None:
 
 def test_preflight_reaches_and_refuses_on_missing_credentials(no_aws, fake_pulumi) -> None:
     with pytest.raises(InferformError, match="no AWS credentials") as caught:
-        cloud.preflight(cloud_setup())
+        cloud.preflight(cloud_plan())
     assert caught.value.exit_code == EXIT_BAD_INPUT
     nothing_created()
 
@@ -123,15 +134,17 @@ def test_a_named_but_missing_aws_profile_is_refused(no_aws, monkeypatch: pytest.
 def test_setup_problems_are_refused_first(no_pulumi, target: dict, message: str) -> None:
     """Bad setups are refused before the CLI check: the fix is in the file, whatever is installed."""
     with pytest.raises(InferformError, match=message) as caught:
-        cloud.preflight(cloud_setup(**target))
+        cloud.preflight(cloud_plan(**target))
     assert caught.value.exit_code == EXIT_BAD_INPUT
     nothing_created()
 
 
 def test_loopback_serve_host_is_refused_for_cloud(no_pulumi) -> None:
-    spec = cloud_setup().model_copy(update={"serve": cloud_setup().serve.model_copy(update={"host": "127.0.0.1"})})
+    plan = cloud_plan()
+    loopback = plan.model_copy(update={"serve": plan.serve.model_copy(update={"host": "127.0.0.1",
+                                                                             "api_key_required": False})})
     with pytest.raises(InferformError, match="unreachable"):
-        cloud.preflight(spec)
+        cloud.preflight(loopback)
 
 
 # --- allowed_cidrs default --------------------------------------------------------------------------------
@@ -164,12 +177,12 @@ def test_preflight_without_allowed_cidrs_asks_checkip_and_fails_closed(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     monkeypatch.setattr(cloud_preflight, "fetch_public_ip", lambda: (_ for _ in ()).throw(OSError("timed out")))
     with pytest.raises(InferformError, match="could not be determined"):
-        cloud.preflight(cloud_setup(allowed_cidrs=None))
+        cloud.preflight(cloud_plan(allowed_cidrs=None))
     monkeypatch.setattr(cloud_preflight, "fetch_public_ip", lambda: "8.8.8.8")
-    checked = cloud.preflight(cloud_setup(allowed_cidrs=None))
+    checked = cloud.preflight(cloud_plan(allowed_cidrs=None))
     assert checked.allowed_cidrs == ("8.8.8.8/32",) and checked.cidrs_defaulted
     assert checked.market == "spot" and checked.ttl_seconds == 3 * 3600 and checked.max_price == 2.0
-    assert cloud.preflight(cloud_setup(kind="aws-on-demand")).market == "on-demand"
+    assert cloud.preflight(cloud_plan(kind="aws-on-demand")).market == "on-demand"
     nothing_created()
 
 
@@ -345,9 +358,9 @@ def test_apply_cloud_validates_the_stack_inputs_before_creating_anything(
     path = write("name: cloud-test\nuse_case: chat\ntarget: {kind: aws-spot, region: us-east-1, "
                  "instance_type: g6e.xlarge, ttl: 3h, allowed_cidrs: [203.0.113.7/32]}\n"
                  "model: {id: gemma-3-1b-it, quant: Q4_K_M}\ncontext: 8192\nserve: {host: 0.0.0.0, port: 8080}\n")
-    spec, plan = _plan_for(path)
+    _, plan = _plan_for(path)
     unplaced = plan.model_copy(update={"target": plan.target.model_copy(update={"instance_type": None})})
     with pytest.raises(InferformError, match="no instance type") as caught:
-        cloud.apply_cloud(unplaced, spec, path)
+        cloud.apply_cloud(unplaced, path)
     assert caught.value.exit_code == EXIT_BAD_INPUT
     nothing_created()

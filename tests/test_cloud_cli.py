@@ -172,7 +172,7 @@ def test_dry_run_values_are_the_ones_apply_passes_to_the_stack():
     from inferform.pipeline import plan_setup as _plan_for
 
     spec, plan = _plan_for(SPOT)
-    shown = preview(plan, spec)
+    shown = preview(plan)
     checked = Preflight(region=REGION, market="spot", ttl_seconds=3 * 3600, allowed_cidrs=("203.0.113.7/32",),
                         owner=shown["owner"], cidrs_defaulted=False, max_price=spec.target.max_price_per_hour)
     args = cloud._instance_args(load_stack("inferform_aws"), plan, checked, ssh_public_key="k", api_key="s")
@@ -200,12 +200,12 @@ def test_apply_prints_endpoint_switch_cost_and_snippets_that_read_the_key_file(c
     key_file.parent.mkdir(parents=True)
     key_file.write_text(secret + "\n")
 
-    def fake_apply(plan, spec, setup_file, on_event=None, checked=None):
+    def fake_apply(plan, setup_file, on_event=None, checked=None):
         assert checked is not None  # preflight ran in the CLI, before the progress display
         state = record("i-0abc", applied_ago_h=0, expires_in_h=3)
         return state.model_copy(update={"endpoint": f"http://127.0.0.1:{port}/v1", "api_key_file": str(key_file)})
 
-    monkeypatch.setattr(cloud, "preflight", lambda spec: SimpleNamespace())
+    monkeypatch.setattr(cloud, "preflight", lambda plan: SimpleNamespace())
     monkeypatch.setattr(cloud, "apply_cloud", fake_apply)
     try:
         result = cli("apply", SPOT)
@@ -294,9 +294,9 @@ def pulumi_up(aws, fake_pulumi, monkeypatch):
         monkeypatch.setattr(cloud, "wait_for_ssh", stop)
         from inferform.pipeline import plan_setup as _plan_for
 
-        spec, plan = _plan_for(SPOT)
+        _, plan = _plan_for(SPOT)
         with pytest.raises(InferformError, match="stopped before SSH"):
-            cloud.apply_cloud(plan, spec, SPOT)
+            cloud.apply_cloud(plan, SPOT)
         return stack, built[0]
 
     return run

@@ -39,8 +39,9 @@ RULES: dict[str, tuple[str, ...]] = {
     "state.py": (*PLANNER, "inferform.apply", "inferform.cloud", *PRESENTATION, *CLOUD_SDKS, *ANSIBLE),
     # cloud facts and prices, the TTL and boot script, the sweep: below apply, never the planner's internals
     "cloud": ("inferform.apply", *PLANNER, *PRESENTATION, "inferform.pipeline", *ANSIBLE),
-    # apply acts on a Plan: it never plans again
-    "apply": (*PLANNER, "inferform.pipeline", "inferform.cli"),
+    # apply acts on a Plan alone: it never plans again and reads no setup file
+    "apply": (*PLANNER, "inferform.pipeline", "inferform.cli", "inferform.setup.spec", "inferform.setup.references",
+              "inferform.setup.yamlpos"),
     "render.py": (*PLANNER, "inferform.apply", "inferform.cloud", *PRESENTATION, *CLOUD_SDKS, *ANSIBLE),
 }
 # Where a rule has a reason to bend, it is named here with the reason (none today).

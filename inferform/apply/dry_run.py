@@ -9,22 +9,22 @@ from pathlib import Path
 from inferform.plan import Plan
 from inferform.render import plan_hash
 from inferform.render import render as render_files
-from inferform.setup.spec import Setup
 
 
-def show_dry_run(spec: Setup, result: Plan, echo: Callable[[str], None]) -> None:
+def show_dry_run(result: Plan, echo: Callable[[str], None]) -> None:
     """Cloud: what the stack would create (no Pulumi, no boto3). Then the rendered files, and for machines that
     exist already, Ansible's check+diff run of the apply playbook."""
-    if spec.target.is_cloud:
+    cloud = result.target.is_cloud
+    if cloud:
         from inferform.apply.cloud.preview import preview
         from inferform.views.cloud import show_cloud_preview
         from inferform.views.output import console
 
-        show_cloud_preview(preview(result, spec), console())
+        show_cloud_preview(preview(result), console())
     with tempfile.TemporaryDirectory() as tmp:
         for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
             echo(f"--- {path.name}\n{path.read_text()}")
-    if not spec.target.is_cloud:  # a cloud instance does not exist yet: there is nothing to check against
+    if not cloud:  # a cloud instance does not exist yet: there is nothing to check against
         from inferform.apply.local import check_plan
 
         clean, changes = check_plan(result)

@@ -7,7 +7,6 @@ cache) are pinned too. Flags the plan does not set are not appended.
 
 from inferform.engines.launch import Launch
 
-NAME = "llama.cpp"
 BINARY = "llama-server"
 
 

@@ -37,7 +37,6 @@ from inferform.catalog.quants import load_ggml_types
 from inferform.engines.launch import Launch
 from inferform.units import MIB
 
-NAME = "llama-cpp-python"
 PYTHON = "python"
 MODULE = "llama_cpp.server"
 API_KEY_ENV = "API_KEY"

@@ -23,6 +23,7 @@ class Engine(NamedTuple):
     health_path: str  # answers 200 once the model is loaded and the server can serve
     slots: bool  # several conversations at once (-np); False: one sequence (n_seq_max 1)
     moe_offload: bool  # MoE experts kept in RAM by layer or tensor pattern (--n-cpu-moe, -ot)
+    tensor_split: bool  # the setup may pin how layers split across GPUs (overrides.tensor_split)
     ctx_checkpoints: bool  # keeps context checkpoints for sliding-window and recurrent models
     swa_full: bool  # sliding-window layers get a cache as long as the context (libllama's swa_full)
     all_logits: bool  # may keep logits for every token of a batch (logits_all); else one output per slot
@@ -30,9 +31,10 @@ class Engine(NamedTuple):
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (
     Engine("llama.cpp", "inferform.engines.llama_cpp", "llama.cpp (llama-server)", "/health",
-           slots=True, moe_offload=True, ctx_checkpoints=True, swa_full=False, all_logits=False),
+           slots=True, moe_offload=True, tensor_split=True, ctx_checkpoints=True, swa_full=False, all_logits=False),
     Engine("llama-cpp-python", "inferform.engines.llama_cpp_python", "llama-cpp-python", "/openapi.json",
-           slots=False, moe_offload=False, ctx_checkpoints=False, swa_full=True, all_logits=True),
+           slots=False, moe_offload=False, tensor_split=False, ctx_checkpoints=False, swa_full=True,
+           all_logits=True),
 )}
 NAMES: tuple[str, ...] = tuple(ENGINES)
 DEFAULT = "llama.cpp"

@@ -7,6 +7,7 @@ or a local model file is real. Every problem is located at its line in the setup
 from pathlib import Path
 
 from inferform.catalog.names import canonical_gpu, gpu_names, instance_type_names, model_ids, quant_names
+from inferform.engines.registry import engine
 from inferform.errors import InferformError, Problem, did_you_mean
 from inferform.setup.sources import model_file_path
 from inferform.setup.spec import Setup
@@ -67,11 +68,11 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
         add(f"serve.host is {setup.serve.host}: on a cloud instance the endpoint would be unreachable from outside "
             "it", ("serve", "host"), "leave serve.host out, or set 0.0.0.0: apply generates an API key and the "
                                      "security group admits only target.allowed_cidrs")
-    if setup.engine == "llama-cpp-python":
-        for knob in ("n_cpu_moe", "tensor_split"):
-            if getattr(setup.overrides, knob) is not None:
-                add(f"overrides.{knob} is not supported by llama-cpp-python", ("overrides", knob),
-                    "use engine: llama.cpp for MoE offload and tensor splits")
+    eng = engine(setup.engine)
+    for knob, can in (("n_cpu_moe", eng.moe_offload), ("tensor_split", eng.tensor_split)):
+        if not can and getattr(setup.overrides, knob) is not None:
+            add(f"overrides.{knob} is not supported by {eng.name}", ("overrides", knob),
+                "use engine: llama.cpp for MoE offload and tensor splits")
     return problems
 
 

@@ -24,6 +24,7 @@ from inferform.engines.registry import DEFAULT as DEFAULT_ENGINE
 from inferform.engines.registry import ENGINES
 from inferform.engines.registry import NAMES as ENGINE_NAMES
 from inferform.errors import InferformError, Problem, did_you_mean
+from inferform.plan import CLOUD_KINDS
 from inferform.setup.sources import check_source, needs_sha256
 from inferform.setup.yamlpos import Located, from_cache, load_yaml, read_text, remember
 
@@ -32,7 +33,6 @@ Experience = Literal["latency", "throughput", "accuracy", "creativity"]
 TargetKind = Literal["local", "ssh", "aws-spot", "aws-on-demand", "free-trial"]
 EngineName = Literal[ENGINE_NAMES]  # engines/registry.py: one row per engine
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
-CLOUD_KINDS = ("aws-spot", "aws-on-demand", "free-trial")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 TTL = re.compile(r"^(\d+)([mhd])$")

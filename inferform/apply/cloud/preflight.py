@@ -1,6 +1,6 @@
 """Checks a cloud apply makes before it touches anything: each failure is an exit-2 error saying how to fix it.
 
-Order: what the setup itself says first (free, offline), then the tools (Pulumi CLI), then the account (AWS
+Order: what the plan itself says first (free, offline), then the tools (Pulumi CLI), then the account (AWS
 credentials), then the network (the caller's public IP, only when allowed_cidrs is left out). Nothing here
 creates a file or a directory, so a refused apply leaves no trace.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from inferform.cloud.instance import ttl_seconds
 from inferform.errors import InferformError
-from inferform.setup.spec import Setup
+from inferform.plan import Plan
 
 PULUMI_HINT = ("install it: curl -fsSL https://get.pulumi.com | sh (then open a new shell so it is on PATH); "
                "docs: https://www.pulumi.com/docs/iac/download-install/")
@@ -42,18 +42,18 @@ class Preflight:
     max_price: float | None = None
 
 
-def check_setup(spec: Setup) -> None:
-    """The setup's own cloud facts: a deadline, a reachable endpoint, nothing open to the world."""
-    target = spec.target
+def check_target(plan: Plan) -> None:
+    """The plan's own cloud facts: a deadline, a reachable endpoint, nothing open to the world."""
+    target = plan.target
     if not target.is_cloud:
         raise InferformError.single(f"target kind {target.kind!r} is not a cloud target",
                                     hint="cloud apply handles aws-spot, aws-on-demand and free-trial")
     if not target.ttl:
         raise InferformError.single("a cloud target needs target.ttl: inferform never starts an instance without a "
                                     "deadline", hint="add e.g. `ttl: 3h` under target (the instance ends itself then)")
-    if spec.serve.is_loopback:
+    if not plan.serve.api_key_required:
         raise InferformError.single(
-            f"serve.host is {spec.serve.host}: the cloud endpoint would be unreachable from outside the instance",
+            f"serve.host is {plan.serve.host}: the cloud endpoint would be unreachable from outside the instance",
             hint="set serve: {host: 0.0.0.0} — apply generates an API key and the security group admits only "
                  "allowed_cidrs")
     for cidr in target.allowed_cidrs or []:
@@ -134,12 +134,14 @@ def owner() -> str:
     return re.sub(r"[^\w.:/=+\-@ ]", "_", f"{getpass.getuser()}@{socket.gethostname()}")
 
 
-def preflight(spec: Setup, *, fetch: Callable[[], str] | None = None) -> Preflight:
-    """All checks, in order; raises InferformError (exit 2) at the first that fails, having created nothing."""
-    check_setup(spec)
+def preflight(plan: Plan, *, fetch: Callable[[], str] | None = None) -> Preflight:
+    """All checks, in order; raises InferformError (exit 2) at the first that fails, having created nothing. The
+    instance goes where the plan priced it (its region), or, for a plan without one, the AWS config's region."""
+    check_target(plan)
     check_pulumi_cli()
-    region = check_aws_credentials(spec.target.region) or ""
-    cidrs = tuple(spec.target.allowed_cidrs or ()) or default_cidrs(fetch)
-    return Preflight(region=region, market=market_of(spec.target.kind), ttl_seconds=ttl_seconds(spec.target.ttl or ""),
-                     allowed_cidrs=cidrs, owner=owner(), cidrs_defaulted=not spec.target.allowed_cidrs,
-                     max_price=spec.target.max_price_per_hour)
+    target = plan.target
+    region = check_aws_credentials(target.region) or ""
+    cidrs = tuple(target.allowed_cidrs or ()) or default_cidrs(fetch)
+    return Preflight(region=region, market=market_of(target.kind), ttl_seconds=ttl_seconds(target.ttl or ""),
+                     allowed_cidrs=cidrs, owner=owner(), cidrs_defaulted=not target.allowed_cidrs,
+                     max_price=target.max_price_per_hour)

@@ -12,11 +12,10 @@ import shutil
 from typing import Any
 
 from inferform.apply.cloud.files import backend_url
-from inferform.apply.cloud.preflight import check_setup, market_of, owner
+from inferform.apply.cloud.preflight import check_target, market_of, owner
 from inferform.cloud.instance import default_ami_parameter, expires_at, render_user_data, root_volume_gib, ttl_seconds
 from inferform.errors import InferformError
 from inferform.plan import Plan
-from inferform.setup.spec import Setup
 
 SSH_PORT = 22
 
@@ -32,17 +31,17 @@ def _checks() -> list[str]:
             "(AWS_PROFILE, `aws configure`, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"]
 
 
-def preview(plan: Plan, spec: Setup) -> dict[str, Any]:
+def preview(plan: Plan) -> dict[str, Any]:
     """The stack's resources with the values apply would pass, the boot script, the Pulumi calls, the checks."""
-    check_setup(spec)  # the refusals that need nothing but the file: no TTL, loopback host, a /0 CIDR
+    check_target(plan)  # the refusals that need nothing but the plan: no TTL, loopback host, a /0 CIDR
     instance_type = plan.target.instance_type
     if not instance_type:
         raise InferformError.single("the plan chose no instance type for this cloud target",
                                     hint="set target.instance_type, or see `inferform plan` for why none fits")
-    name, target = plan.setup, spec.target
+    name, target = plan.setup, plan.target
     gpu = bool(plan.target.gpus)
     market = market_of(target.kind)
-    region = target.region or plan.target.region or "(the AWS config's default region)"
+    region = target.region or "(the AWS config's default region)"
     ttl = ttl_seconds(target.ttl or "")
     ends = expires_at(ttl)
     port = plan.serve.port

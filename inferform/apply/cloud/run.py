@@ -28,7 +28,6 @@ from inferform.cloud.instance import cloud_image, expires_at, root_volume_gib
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
 from inferform.plan import Plan
 from inferform.render import plan_hash
-from inferform.setup.spec import Setup
 from inferform.state import (
     AppliedState,
     api_key_file,
@@ -43,10 +42,10 @@ OUTPUTS = ("instance_id", "public_ip", "public_dns", "security_group_id", "endpo
 EventHandler = Callable[[dict], None]
 
 
-def preflight(spec: Setup) -> Preflight:
+def preflight(plan: Plan) -> Preflight:
     """Refuse (InferformError, exit 2) before touching anything: no TTL, loopback serve host, a /0 CIDR, no Pulumi
     CLI, no AWS credentials or region, or no allowed_cidrs and no way to learn the caller's public IP."""
-    return _preflight(spec)
+    return _preflight(plan)
 
 
 def _step(on_event: EventHandler | None, text: str) -> None:
@@ -145,7 +144,7 @@ def _keep_deadline(args, previous: AppliedState | None):
     return dataclasses.replace(args, ttl_seconds=left, expires_at=previous.expires_at.isoformat())
 
 
-def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler | None = None,
+def apply_cloud(plan: Plan, setup_file: str, on_event: EventHandler | None = None,
                 checked: Preflight | None = None) -> AppliedState:
     """Create the instance (pulumi up), wait for SSH, then run the roles there through `apply_plan`.
 
@@ -154,7 +153,7 @@ def apply_cloud(plan: Plan, spec: Setup, setup_file: str, on_event: EventHandler
     from state, so the up creates a new one — that is how `apply` brings a preempted setup back. `checked` is
     the caller's preflight result (the CLI runs it before showing progress); without it, preflight runs here.
     """
-    checked = checked or preflight(spec)
+    checked = checked or preflight(plan)
     earlier = read_state(plan.setup)
     if earlier is not None and earlier.target != "aws":
         refuse_elsewhere(plan.setup, f"{earlier.host} ({earlier.target})", plan.target.kind)
