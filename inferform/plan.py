@@ -8,8 +8,7 @@ model file's sha256. Apply reads no setup file.
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inferform.addresses import is_loopback
-
-CLOUD_KINDS = ("aws-spot", "aws-on-demand", "free-trial")  # target kinds that run on an instance apply creates
+from inferform.targets import CLOUD_KINDS
 
 
 class _Out(BaseModel):

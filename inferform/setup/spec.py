@@ -24,9 +24,9 @@ from inferform.engines.registry import DEFAULT as DEFAULT_ENGINE
 from inferform.engines.registry import ENGINES
 from inferform.engines.registry import NAMES as ENGINE_NAMES
 from inferform.errors import InferformError, Problem, did_you_mean
-from inferform.plan import CLOUD_KINDS
 from inferform.setup.sources import check_source, needs_sha256
 from inferform.setup.yamlpos import Located, from_cache, load_yaml, read_text, remember
+from inferform.targets import CLOUD_KINDS
 
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
