@@ -4,5 +4,11 @@ import ipaddress
 
 
 def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this machine only, so no API key is asked for."""
-    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only, so no API key is asked for. A host name
+    other than localhost is not loopback (it may resolve anywhere)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

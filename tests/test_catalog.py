@@ -217,3 +217,18 @@ def test_every_known_file_size_is_reproduced_by_the_shapes_within_1_percent():
         twin = any(models[other].architecture == m.architecture and models[other].shapes == m.shapes
                    for other in reproduced)
         assert model_id in reproduced or twin or model_id.startswith("qwen3.6"), label
+
+
+def test_cpu_bandwidths_are_their_channels_times_the_memory_types_figure() -> None:
+    """cpus.yaml's peak bandwidth (what the planner now uses for a named CPU) is memory.yaml's per-channel figure
+    times the CPU's channels, where a row gives both; a source's own printed figure may differ by rounding."""
+    from inferform.catalog.cpus import load_cpus
+
+    per_channel = {r["name"]: r["bandwidth_per_channel_gbs"] for r in read_data("memory.yaml")["memory_types"]}
+    checked = 0
+    for row in {id(r): r for r in load_cpus().values()}.values():
+        if row.max_memory_bandwidth_gbs and row.memory_channels and row.memory_type in per_channel:
+            assert row.max_memory_bandwidth_gbs == pytest.approx(row.memory_channels * per_channel[row.memory_type],
+                                                                 rel=0.005), row.name
+            checked += 1
+    assert checked >= 8

@@ -22,7 +22,6 @@ from typing import Literal
 # Hostnames and IPv4 addresses can name the inventory host directly; anything else (IPv6) gets a fixed alias so
 # the INI parser does not read "host:port" into it. ansible_host always carries the real address.
 _PLAIN_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 # The remote user's home, known only once Ansible has gathered facts there (apply.yml gathers them first).
 HOME = "{{ ansible_facts.user_dir }}"
 

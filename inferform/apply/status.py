@@ -7,7 +7,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from inferform.apply.connection import LOOPBACK_NAMES, from_state
+from inferform.addresses import is_loopback
+from inferform.apply.connection import from_state
 from inferform.apply.guard import alive
 from inferform.engines.registry import DEFAULT
 from inferform.engines.registry import engine as engine_row
@@ -53,7 +54,7 @@ def _remote(state: AppliedState) -> dict[str, Any]:
     """An ssh target: health over HTTP when this machine can reach the endpoint; its pid and memory are remote."""
     connection = from_state(state)
     host = urllib.parse.urlsplit(state.endpoint).hostname or ""
-    if host in LOOPBACK_NAMES and connection.host not in LOOPBACK_NAMES:
+    if is_loopback(host) and not is_loopback(connection.host):
         port = urllib.parse.urlsplit(state.endpoint).port
         health = (f"not checked: serves on {connection.host}'s loopback "
                   f"(tunnel: {connection.ssh_hint('-N', '-L', f'{port}:127.0.0.1:{port}')})")
