@@ -7,8 +7,7 @@ model file's sha256. Apply reads no setup file.
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from inferform.addresses import is_loopback
-from inferform.targets import CLOUD_KINDS
+from inferform.targets import CLOUD_KINDS, is_loopback
 
 
 class _Out(BaseModel):

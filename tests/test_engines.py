@@ -75,3 +75,9 @@ def _memory():
         host = Side()
 
     return Memory()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_engine_role_has_a_task_file_for_every_engine(name: str) -> None:
+    """The role installs an engine with tasks/<name, '.' and '-' as '_'>.yml (its preflight looks for that file)."""
+    assert (ROOT / "roles" / "inferform_engine" / "tasks" / f"{re.sub(r'[.-]', '_', name)}.yml").is_file()

@@ -7,12 +7,12 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from inferform.addresses import is_loopback
 from inferform.apply.connection import from_state
 from inferform.apply.guard import alive
 from inferform.engines.registry import DEFAULT
 from inferform.engines.registry import engine as engine_row
 from inferform.state import AppliedState, setup_dir
+from inferform.targets import is_loopback
 
 
 def _alive(pid: int | None) -> bool:

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable
 
 from inferform.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
-from inferform.units import GIB
+from inferform.units import GIB, MIB
 
 Run = Callable[[list[str]], str | None]
 Read = Callable[[str], str | None]
@@ -53,8 +53,8 @@ def parse_nvidia_smi(text: str) -> list[GpuInfo]:
             continue
         index, name, total, free, driver, cc = parts[:6]
         gpus.append(GpuInfo(index=int(index), name=re.sub(r"^NVIDIA (GeForce )?", "", name), vendor="nvidia",
-                            backend="cuda", vram_bytes=int(float(total)) * 1024**2,
-                            free_vram_bytes=int(float(free)) * 1024**2 if free.replace(".", "").isdigit() else None,
+                            backend="cuda", vram_bytes=int(float(total)) * MIB,
+                            free_vram_bytes=int(float(free)) * MIB if free.replace(".", "").isdigit() else None,
                             driver=driver or None, compute_capability=cc if cc not in ("", "[N/A]") else None))
     return gpus
 

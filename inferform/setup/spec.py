@@ -19,14 +19,13 @@ from pydantic import (
     model_validator,
 )
 
-from inferform.addresses import is_loopback
 from inferform.engines.registry import DEFAULT as DEFAULT_ENGINE
 from inferform.engines.registry import ENGINES
 from inferform.engines.registry import NAMES as ENGINE_NAMES
 from inferform.errors import InferformError, Problem, did_you_mean
 from inferform.setup.sources import check_source, needs_sha256
 from inferform.setup.yamlpos import Located, from_cache, load_yaml, read_text, remember
-from inferform.targets import CLOUD_KINDS
+from inferform.targets import CLOUD_KINDS, is_loopback
 
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
