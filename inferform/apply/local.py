@@ -23,14 +23,7 @@ from inferform.errors import EXIT_FAILURE, InferformError
 from inferform.plan import Plan
 from inferform.render import plan_hash, render
 from inferform.setup.sources import fetchable, model_filename
-from inferform.state import (
-    AppliedState,
-    api_key_file,
-    read_state,
-    refuse_elsewhere,
-    setup_dir,
-    write_state,
-)
+from inferform.state import AppliedState, api_key_file, read_state, refuse_elsewhere, setup_dir, write_state
 
 LOG_TAIL = 20
 STILL_SERVES = "The previous configuration still serves"  # the service role's words when a switch failed

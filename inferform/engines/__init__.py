@@ -1,1 +1,2 @@
-"""Inference engines inferform builds and runs (llama.cpp today)."""
+"""Inference engines inferform runs: registry.py lists them and what each can do; one module per engine builds its
+argv (launch.py holds what the planner decided); scripts.py loads the engine role's build scripts."""

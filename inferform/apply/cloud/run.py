@@ -28,14 +28,7 @@ from inferform.cloud.instance import cloud_image, expires_at, root_volume_gib
 from inferform.errors import EXIT_BAD_INPUT, EXIT_FAILURE, InferformError
 from inferform.plan import Plan
 from inferform.render import plan_hash
-from inferform.state import (
-    AppliedState,
-    api_key_file,
-    read_state,
-    refuse_elsewhere,
-    setup_dir,
-    write_state,
-)
+from inferform.state import AppliedState, api_key_file, read_state, refuse_elsewhere, setup_dir, write_state
 
 PROJECT = "inferform"
 OUTPUTS = ("instance_id", "public_ip", "public_dns", "security_group_id", "endpoint", "expires_at", "api_key")
