@@ -78,3 +78,29 @@ def test_api_key_file_is_private_and_stable():
     assert api_key_file("demo").read_text() == key
     write_state(sample().model_copy(update={"api_key_file": str(path)}))
     assert key.strip() not in (setup_dir("demo") / "state.json").read_text()
+
+
+def test_state_written_before_render_dir_had_a_field_is_read_as_the_plan_alone(cli):
+    """Older state kept the render dir and the model's sha256 inside the plan dict; read now, they are typed fields
+    (the sha256 where the plan carries it) and the plan is plan --json again, which destroy and a roll-back validate."""
+    import json
+
+    from inferform.setup.sources import model_filename
+    from inferform.state import setup_dir
+    from tests.conftest import ROOT
+
+    plan = json.loads(cli("plan", str(ROOT / "setups" / "demo.yaml"), "--json").out)
+    plan["model"].pop("sha256")  # fields an older plan did not have
+    plan["serve"].pop("api_key_required")
+    old = sample().model_dump(mode="json")
+    old["plan"] = {**plan, "_render_dir": "/state/demo/render-abc", "_sha256": "a" * 64}
+    path = setup_dir("demo") / "state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(old))
+    state = read_state("demo")
+    assert state.render_dir == "/state/demo/render-abc" and not any(k.startswith("_") for k in state.plan)
+    restored = state.applied_plan()
+    assert restored.model.sha256 == "a" * 64 and restored.serve.api_key_required is False
+    from inferform.apply.local import stored_model
+
+    assert stored_model(state) == model_filename(restored.model.file, "a" * 64), "the same stored file as before"
