@@ -17,10 +17,10 @@ from inferform.errors import InferformError
 from inferform.gguf import GGUFInfo
 from inferform.hardware.profile import HardwareProfile
 from inferform.planner import presets
-from inferform.planner.memory import LayerBytes, RunConfig, layer_bytes
+from inferform.planner.memory import LayerBytes, RunConfig, estimate, layer_bytes
 from inferform.planner.model import ModelDesc, from_catalog, from_gguf
 from inferform.planner.objective import Scored, Value, evaluate
-from inferform.planner.placement import Budgets, Placement, place
+from inferform.planner.placement import Budgets, Placement, fits, place
 from inferform.planner.speed_adapter import SpeedResult, predict_speed
 from inferform.setup.sources import is_remote, pypi_package
 from inferform.setup.spec import Setup
@@ -318,7 +318,13 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
     if not feasible:
         raise _does_not_fit(setup, hw, caps, None if closest is None else judge(*closest, hw, goals, best_score))
     feasible.sort(key=lambda c: c.value.key, reverse=True)
-    return feasible[0], feasible[1:]
+    for i, choice in enumerate(feasible):
+        # the search prices placements with per-layer sums; the plan states the exact mapped file range, which is
+        # larger when experts kept in RAM sit between tensors on the GPU (the range maps them too): the best
+        # configuration must fit by the figure the plan will print
+        if fits(estimate(choice.model, choice.placement.cfg, exact=True), caps):
+            return choice, feasible[i + 1:]
+    raise _does_not_fit(setup, hw, caps, feasible[0])
 
 
 def _engine_config(setup: Setup) -> dict:
