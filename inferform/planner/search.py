@@ -319,12 +319,19 @@ def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> t
         raise _does_not_fit(setup, hw, caps, None if closest is None else judge(*closest, hw, goals, best_score))
     feasible.sort(key=lambda c: c.value.key, reverse=True)
     for i, choice in enumerate(feasible):
-        # the search prices placements with per-layer sums; the plan states the exact mapped file range, which is
-        # larger when experts kept in RAM sit between tensors on the GPU (the range maps them too): the best
-        # configuration must fit by the figure the plan will print
-        if fits(estimate(choice.model, choice.placement.cfg, exact=True), caps):
+        if _fits_as_mapped(choice, caps):
             return choice, feasible[i + 1:]
     raise _does_not_fit(setup, hw, caps, feasible[0])
+
+
+def _fits_as_mapped(choice: Choice, caps: Budgets) -> bool:
+    """The search prices placements with per-layer sums; the plan states the exact mapped file range, which is
+    larger when the host's tensors are not one run of the file: experts kept in RAM between tensors on the GPU, or
+    host layers with a GPU-resident tensor between them (the range maps those too). The best configuration must fit
+    by the figure the plan will print. All on one side, the two agree, and the tensor walk is skipped."""
+    cfg, first = choice.placement.cfg, choice.placement.mem.first_gpu_layer
+    split = cfg.n_gpus and cfg.n_gpu_layers and (0 < first < choice.model.n_layers or cfg.n_cpu_moe)
+    return not split or fits(estimate(choice.model, cfg, exact=True), caps)
 
 
 def _engine_config(setup: Setup) -> dict:
