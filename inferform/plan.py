@@ -5,9 +5,9 @@ serves and whether it asks for a key, how the target is reached (SSH, TTL, who m
 model file's sha256. Apply reads no setup file.
 """
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from inferform.targets import CLOUD_KINDS, is_loopback
+from inferform.targets import CLOUD_KINDS
 
 
 class _Out(BaseModel):
@@ -53,14 +53,6 @@ class ServeOut(_Out):
     host: str
     port: int
     api_key_required: bool = Field(description="Beyond loopback: apply generates a key and the server asks for it.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _key_by_host(cls, data):
-        """Plans recorded before the field existed decide it as the planner does."""
-        if isinstance(data, dict) and "api_key_required" not in data and "host" in data:
-            data = {**data, "api_key_required": not is_loopback(str(data["host"]))}
-        return data
 
 
 class QualityOut(_Out):

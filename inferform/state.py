@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from inferform.dirs import state_dir as state_root
 from inferform.errors import EXIT_FAILURE, InferformError
+from inferform.targets import is_loopback
 
 if TYPE_CHECKING:
     from inferform.plan import Plan
@@ -62,15 +63,19 @@ class AppliedState(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_older(cls, data):
-        """State written before render_dir had a field kept it (and the model's sha256) inside the plan dict."""
-        if isinstance(data, dict) and any(k.startswith("_") for k in data.get("plan") or {}):
-            plan = dict(data["plan"])
-            render_dir, sha256 = plan.pop("_render_dir", None), plan.pop("_sha256", None)
-            plan = {k: v for k, v in plan.items() if not k.startswith("_")}
-            if sha256 and isinstance(plan.get("model"), dict):
-                plan["model"] = {**plan["model"], "sha256": plan["model"].get("sha256") or sha256}
-            data = {**data, "plan": plan, "render_dir": data.get("render_dir") or render_dir}
-        return data
+        """State written before render_dir had a field kept it (and the model's sha256) inside the plan dict, and
+        its plan's serve had no api_key_required: decided here as the planner decides it."""
+        if not isinstance(data, dict) or not data.get("plan"):
+            return data
+        plan = dict(data["plan"])
+        render_dir, sha256 = plan.pop("_render_dir", None), plan.pop("_sha256", None)
+        plan = {k: v for k, v in plan.items() if not k.startswith("_")}
+        if sha256 and isinstance(plan.get("model"), dict):
+            plan["model"] = {**plan["model"], "sha256": plan["model"].get("sha256") or sha256}
+        serve = plan.get("serve")
+        if isinstance(serve, dict) and "host" in serve and "api_key_required" not in serve:
+            plan["serve"] = {**serve, "api_key_required": not is_loopback(str(serve["host"]))}
+        return {**data, "plan": plan, "render_dir": data.get("render_dir") or render_dir}
 
     def applied_plan(self) -> Plan:
         """The recorded plan as a Plan: what destroy and a roll-back act on."""

@@ -6,15 +6,13 @@ kernel names) should get that CPU's bandwidth rather than the planner's conserva
 no source gave leave it out, and then nothing is filled in.
 """
 
-import re
 from functools import cache
 
 from pydantic import Field
 
 from inferform.catalog.files import read_data, validated
+from inferform.catalog.names import canonical_cpu
 from inferform.catalog.rows import Row
-
-_NOISE = re.compile(r"\(r\)|\(tm\)|\b(amd|intel|processor|cpu)\b|@.*$|\b\d+-cores?\b|\b\d+-core\b")
 
 
 class CpuEntry(Row):
@@ -31,24 +29,13 @@ class CpuEntry(Row):
     avx512: bool | None = None
 
 
-def normalize_cpu(name: str) -> str:
-    """'AMD Ryzen 9 7950X 16-Core Processor' and 'ryzen 9 7950x' both become 'ryzen97950x'."""
-    return re.sub(r"[^a-z0-9]", "", _NOISE.sub("", name.lower()))
-
-
 @cache
 def load_cpus() -> dict[str, CpuEntry]:
-    """Every accepted spelling (normalised) → its row."""
-    def build() -> dict[str, CpuEntry]:
-        index: dict[str, CpuEntry] = {}
-        for row in read_data("cpus.yaml")["cpus"]:
-            entry = CpuEntry.model_validate(row)
-            for spelling in (entry.name, *entry.aliases):
-                index.setdefault(normalize_cpu(spelling), entry)
-        return index
-
-    return validated("cpus", ["cpus.yaml"], build)
+    return validated("cpus", ["cpus.yaml"],
+                     lambda: {row["name"]: CpuEntry.model_validate(row) for row in read_data("cpus.yaml")["cpus"]})
 
 
 def lookup_cpu(name: str | None) -> CpuEntry | None:
-    return load_cpus().get(normalize_cpu(name)) if name else None
+    """The row for a CPU as the setup, /proc/cpuinfo or sysctl spells it (catalog/names.py matches spellings)."""
+    canonical = canonical_cpu(name) if name else None
+    return load_cpus()[canonical] if canonical else None

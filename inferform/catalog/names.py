@@ -10,6 +10,7 @@ from functools import cache
 from inferform.catalog.files import data_files, read_data
 
 _NOISE = re.compile(r"\b(nvidia|geforce|tesla|amd|radeon|apple|graphics)\b")
+_CPU_NOISE = re.compile(r"\(r\)|\(tm\)|\b(amd|intel|processor|cpu)\b|@.*$|\b\d+-cores?\b|\b\d+-core\b")
 
 
 def normalize_gpu(name: str) -> str:
@@ -39,6 +40,26 @@ def gpu_names() -> dict[str, str]:
 
 def canonical_gpu(name: str) -> str | None:
     return gpu_names().get(normalize_gpu(name))
+
+
+def normalize_cpu(name: str) -> str:
+    """'AMD Ryzen 9 7950X 16-Core Processor' and 'ryzen 9 7950x' both become 'ryzen97950x'."""
+    return re.sub(r"[^a-z0-9]", "", _CPU_NOISE.sub("", name.lower()))
+
+
+@cache
+def cpu_names() -> dict[str, str]:
+    """Every accepted CPU spelling (normalised) → the catalog's name: a detected CPU the catalog lacks (most of
+    them) costs no row models."""
+    index: dict[str, str] = {}
+    for row in read_data("cpus.yaml")["cpus"]:
+        for spelling in (row["name"], *row.get("aliases", [])):
+            index.setdefault(normalize_cpu(spelling), row["name"])
+    return index
+
+
+def canonical_cpu(name: str) -> str | None:
+    return cpu_names().get(normalize_cpu(name))
 
 
 @cache

@@ -2,7 +2,7 @@
 engines with the very code an apply copies to the target (roles/inferform_engine/files/, standard library only).
 
 They live with the role, as the model role's fetch_model.py does, because the target runs them without inferform
-installed; here they are loaded by path, once, under the names python_venv.py itself gives its sibling.
+installed; here python_venv.py is loaded by path, once, and it loads build_llama_cpp.py beside it (its `_build`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ def script_path(name: str) -> Path:
     return asset_dir("roles") / "inferform_engine" / "files" / f"{name}.py"
 
 
-def _load(name: str) -> ModuleType:
-    module_name = f"inferform_engine_{name}"
+def python_venv() -> ModuleType:
+    """python_venv.py: ensure_llama_cpp_python(), venv_dir(), venv_python()."""
+    module_name = "inferform_engine_python_venv"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, script_path(name))
+    spec = importlib.util.spec_from_file_location(module_name, script_path("python_venv"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -33,9 +34,4 @@ def _load(name: str) -> ModuleType:
 
 def build() -> ModuleType:
     """build_llama_cpp.py: ensure_llama_cpp(), the backend table, the AMX flags, the cache layout."""
-    return _load("build_llama_cpp")
-
-
-def python_venv() -> ModuleType:
-    """python_venv.py: ensure_llama_cpp_python(), venv_dir(), venv_python()."""
-    return _load("python_venv")
+    return python_venv()._build

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from inferform.catalog.gpus import find_gpu, lookup_gpu
 from inferform.catalog.instances import InstanceType, load_instance_types
+from inferform.catalog.names import canonical_cpu
 from inferform.errors import InferformError
 from inferform.hardware.profile import CpuInfo, GpuInfo, HardwareProfile
 from inferform.setup.spec import GpuSpec, Hardware, Setup
@@ -111,9 +112,9 @@ def resolve_hardware(setup: Setup, located: Located | None,
 
 def _with_cpu_catalog(profile: HardwareProfile) -> HardwareProfile:
     """Fill an unknown memory bandwidth from the CPU catalog's peak figure for the named CPU."""
-    if profile.cpu.memory_bandwidth_gbs is not None:
+    if profile.cpu.memory_bandwidth_gbs is not None or canonical_cpu(profile.cpu.name) is None:
         return profile
-    from inferform.catalog.cpus import lookup_cpu
+    from inferform.catalog.cpus import lookup_cpu  # a listed CPU: only then its row model
 
     entry = lookup_cpu(profile.cpu.name)
     if entry is None or entry.max_memory_bandwidth_gbs is None:
