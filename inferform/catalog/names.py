@@ -5,6 +5,7 @@ models (and their schema building) off the start-up path.
 """
 
 import re
+from collections.abc import Callable
 from functools import cache
 
 from inferform.catalog.files import data_files, read_data
@@ -28,14 +29,18 @@ def quant_names() -> tuple[str, ...]:
     return tuple(q["name"] for q in read_data("quant_types.yaml")["quant_types"])
 
 
+def _spellings(file: str, key: str, normalize: Callable[[str], str]) -> dict[str, str]:
+    """Every accepted spelling of a catalog's rows (name and aliases, normalised) → the row's canonical name."""
+    index: dict[str, str] = {}
+    for row in read_data(file)[key]:
+        for spelling in (row["name"], *row.get("aliases", [])):
+            index.setdefault(normalize(spelling), row["name"])
+    return index
+
+
 @cache
 def gpu_names() -> dict[str, str]:
-    """Every accepted spelling (normalised) → the catalog's canonical name."""
-    index: dict[str, str] = {}
-    for row in read_data("gpus.yaml")["gpus"]:
-        for spelling in (row["name"], *row.get("aliases", [])):
-            index.setdefault(normalize_gpu(spelling), row["name"])
-    return index
+    return _spellings("gpus.yaml", "gpus", normalize_gpu)
 
 
 def canonical_gpu(name: str) -> str | None:
@@ -49,13 +54,8 @@ def normalize_cpu(name: str) -> str:
 
 @cache
 def cpu_names() -> dict[str, str]:
-    """Every accepted CPU spelling (normalised) → the catalog's name: a detected CPU the catalog lacks (most of
-    them) costs no row models."""
-    index: dict[str, str] = {}
-    for row in read_data("cpus.yaml")["cpus"]:
-        for spelling in (row["name"], *row.get("aliases", [])):
-            index.setdefault(normalize_cpu(spelling), row["name"])
-    return index
+    """CPU spellings → names: a detected CPU the catalog lacks (most of them) costs no row models."""
+    return _spellings("cpus.yaml", "cpus", normalize_cpu)
 
 
 def canonical_cpu(name: str) -> str | None:
