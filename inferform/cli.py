@@ -61,7 +61,20 @@ def _root(ctx: typer.Context,
 def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
     """Check a setup against the schema and the catalogs; print "ok" or exactly what is wrong."""
     from inferform.pipeline import checked
+    from inferform.setup.group import is_group
 
+    if is_group(setup):
+        from inferform.setup.group import load_group
+
+        loaded = load_group(setup)
+        names = [m.name for m in loaded.members]
+        if as_json:
+            from inferform.views.output import print_json
+
+            print_json({"setup": loaded.group.name, "file": setup, "valid": True, "members": names})
+        else:
+            typer.echo(f"ok: {setup} (group {loaded.group.name}: {', '.join(names)} on {loaded.group.target.kind})")
+        return
     spec, _ = checked(setup)
     if as_json:
         from inferform.views.output import print_json
@@ -72,10 +85,17 @@ def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def schema() -> None:
+def schema(group: Annotated[bool, typer.Option("--group", help="The schema of a group file instead.")] = False,
+           ) -> None:
     """Print the JSON Schema of setup.yaml (for editors: # yaml-language-server: $schema=...)."""
-    from inferform.setup.spec import json_schema
     from inferform.views.output import print_json
+
+    if group:
+        from inferform.setup.group import json_schema as group_schema
+
+        print_json(group_schema())
+        return
+    from inferform.setup.spec import json_schema
 
     print_json(json_schema())
 
@@ -128,7 +148,16 @@ def plan(setup: SetupArg, as_json: JsonOpt = False,
                                                                  "(also INFERFORM_OFFLINE=1).")] = False) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
     from inferform.pipeline import plan_setup
+    from inferform.setup.group import is_group
     from inferform.views.output import emit
+
+    if is_group(setup):
+        from inferform.pipeline import plan_group_setup
+        from inferform.views.group import show_group_plan
+
+        _, group = plan_group_setup(setup)
+        emit(group, as_json, lambda out: show_group_plan(group, out))
+        return
     from inferform.views.plan import show_plan
 
     _, result = plan_setup(setup, offline=offline)
@@ -171,9 +200,13 @@ def apply(setup: SetupArg,
                                                                   "change nothing.")] = False) -> None:
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
     from inferform.pipeline import plan_setup
+    from inferform.setup.group import is_group
     from inferform.state import check_owner, read_state, refuse_elsewhere
     from inferform.views.plan_diff import diff_lines
 
+    if is_group(setup):
+        _apply_group(setup, dry_run)
+        return
     spec, result = plan_setup(setup)
     previous = read_state(spec.name)
     check_owner(previous, setup)
@@ -207,6 +240,29 @@ def apply(setup: SetupArg,
     typer.echo(f"stop it with: inferform destroy {setup}")
 
 
+def _apply_group(setup: str, dry_run: bool) -> None:
+    """A group: the member diff (which members restart), then the router under the service role."""
+    from inferform.apply.group import apply_group
+    from inferform.pipeline import plan_group_setup
+    from inferform.state import check_owner, read_state
+    from inferform.views.plan_diff import group_diff_lines
+
+    _, group = plan_group_setup(setup)
+    previous = read_state(group.setup)
+    check_owner(previous, setup)
+    for line in group_diff_lines(previous.plan if previous else None, group):
+        typer.echo(line)
+    if dry_run:
+        typer.echo(group.preset.rstrip())
+        return
+    progress, on_event = _progress(None if group.target.ssh else "cuda" if group.target.gpus else "cpu")
+    with progress:
+        state, changed = apply_group(group, setup, on_event=on_event)
+    typer.echo(f"applied {group.setup}: {changed} changed; serving {state.endpoint} (router pid {state.pid}; "
+               f"members {', '.join(m.name for m in group.members)})")
+    typer.echo(f"stop it with: inferform destroy {setup}")
+
+
 def _apply_cloud(result, setup: str) -> None:
     """Preflight first (exit 2, nothing created), then Pulumi and the roles over SSH under one progress display."""
     from inferform.apply.cloud.run import apply_cloud, preflight
@@ -225,8 +281,21 @@ def _apply_cloud(result, setup: str) -> None:
 def destroy(setup: SetupArg,
             purge: Annotated[bool, typer.Option(help="Also delete the downloaded model file.")] = False) -> None:
     """Stop what apply started and remove what it created (shared caches stay unless --purge)."""
-    from inferform.setup.spec import load_setup
+    from inferform.setup.group import is_group
     from inferform.state import check_owner, read_state
+
+    if is_group(setup):
+        from inferform.apply.local import destroy_setup
+        from inferform.setup.group import load_group
+
+        name = load_group(setup).group.name
+        check_owner(read_state(name), setup)
+        progress, on_event = _progress()
+        with progress:
+            done = destroy_setup(name, on_event=on_event)
+        typer.echo(f"destroyed {name}: the router and its members are gone" if done else f"nothing applied for {name}")
+        return
+    from inferform.setup.spec import load_setup
 
     spec = load_setup(setup)
     name, state = spec.name, read_state(spec.name)
@@ -262,9 +331,10 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
     from inferform.views.output import emit
 
     if setup:
+        from inferform.setup.group import is_group, load_group
         from inferform.setup.spec import load_setup
 
-        found = read_state(load_setup(setup).name)
+        found = read_state(load_group(setup).group.name if is_group(setup) else load_setup(setup).name)
         states = [found] if found else []
     else:
         states = all_states()
@@ -289,6 +359,11 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
             running = {True: "running", False: "not running", None: "unknown"}[r["running"]]
             out.print(f"{r['setup']} on {r['where']}: {r['endpoint']}  health {r['health']}  pid {r['pid']} "
                       f"({running})  since {r['since']}  {used}{plan_txt}")
+            for m in r.get("members", []):
+                rss = f"{gib(m['host_memory_bytes'])} RSS" if m["host_memory_bytes"] else "-"
+                failed = f" (exit {m['exit_code']})" if m.get("exit_code") else ""
+                out.print(f"  {m['member']}: {m['state']}{failed}  pid {m['pid'] or '-'}  {rss}"
+                          f" (planned {gib(m['host_memory_planned_bytes'] or 0)} host)")
 
     emit(rows, as_json, human)
 

@@ -106,3 +106,29 @@ def _fits_rows(choices: "list[Choice]") -> "list[dict[str, Any]]":
                      "objective": round(c.value.value, 2), "above_floor": c.value.above_floor,
                      "where": c.placement.why})
     return rows
+
+
+def plan_group_setup(group_path: str) -> "tuple[Any, Any]":
+    """A group file and its GroupPlan: the hardware resolved once for the group's target, each member planned on
+    it as if alone (reading its GGUF header when the file is here), then the co-residency proof."""
+    from inferform.gguf import read_gguf
+    from inferform.hardware.detect import detect
+    from inferform.hardware.resolve import resolve_hardware
+    from inferform.planner.compose import make_plan
+    from inferform.planner.group import plan_group
+    from inferform.setup.group import load_group
+    from inferform.setup.sources import local_gguf
+
+    loaded = load_group(group_path)
+    first = loaded.members[0]
+    hw = resolve_hardware(first.setup, loaded.located, detect)
+    plans = {}
+    for m in loaded.members:
+        path = local_gguf(m.setup.model.file if m.setup.model else None, m.file)
+        gguf = read_gguf(path) if path else None
+        try:
+            plans[m.name] = _key_path_resolved(make_plan(m.setup, hw, gguf), group_path)
+        except InferformError as exc:
+            raise InferformError([p._replace(message=f"member {m.name!r}: {p.message}") for p in exc.problems],
+                                 exc.exit_code) from None
+    return loaded, plan_group(loaded, hw, plans)

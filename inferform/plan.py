@@ -113,6 +113,7 @@ class MemorySide(_Out):
 class MemoryOut(_Out):
     gpu: MemorySide
     host: MemorySide
+    per_gpu_bytes: list[int] = Field([], description="The GPU side per device, as each budget is checked.")
 
 
 class SpeedOut(_Out):
@@ -213,3 +214,51 @@ class Plan(_Out):
     objective: ObjectiveOut | None = None
     alternatives: list[Alternative] = Field([])
     serve: ServeOut
+
+
+# --- groups: several setups behind one router ------------------------------------------------------------------
+
+class MemberOut(_Out):
+    """One member of a group: its own plan (as if it ran alone) and the router preset section made from it."""
+
+    name: str = Field(description="The name clients send as `model`.")
+    plan: Plan
+    preset: dict[str, str] = Field(description="Its section of the router's preset: the plan's argv, key by key.")
+    gpu_bytes: list[int] = Field([], description="Per GPU, while loaded.")
+    host_bytes: int = Field(description="Host RAM while loaded: the plan's host total and the child process.")
+
+
+class ResidencyOut(_Out):
+    """What may be loaded at once, proven from every member's planned memory."""
+
+    max_loaded: int = Field(description="--models-max: the router never has more members loaded.")
+    proven_max: int = Field(description="The most members that fit together, whichever they are.")
+    decided_by: str = Field(description="'memory' (proven_max) or 'policy' (the group's max_loaded, ≤ proven_max).")
+    gpu_budget_bytes: list[int] = Field([], description="Per GPU (one, the Metal working set, on Apple).")
+    host_budget_bytes: int
+    unified: bool = Field(False, description="Apple: GPU and host share one memory, checked as a sum too.")
+    router_bytes: int = Field(description="The router process itself (host RAM).")
+    child_bytes: int = Field(description="Each child process beyond its planned buffers (host RAM).")
+    worst_case: list[str] = Field(description="The max_loaded members that need the most memory together.")
+    worst_case_gpu_bytes: list[int] = Field([])
+    worst_case_host_bytes: int
+    fitting: list[list[str]] = Field([], description="Largest combinations that fit together (at most 8 shown).")
+    not_fitting: list[list[str]] = Field([], description="Smallest combinations that do not (at most 8 shown).")
+
+
+class GroupPlan(_Out):
+    """A group's plan: the router's argv, one preset section per member, and the proof that what the router may
+    load at once fits."""
+
+    kind: str = Field("group", description="'group': several setups behind one router.")
+    setup: str = Field(description="The group's name (deployment, state and unit names).")
+    fits: bool = True
+    target: TargetOut
+    serve: ServeOut
+    engine: EngineOut = Field(description="The router: llama-server with --models-preset and --models-max.")
+    members: list[MemberOut]
+    residency: ResidencyOut
+    preload: list[str] = Field([], description="Members loaded when the router starts.")
+    sleep_idle_seconds: int | None = None
+    preset: str = Field(description="The preset file, as written; the model dir is ${INFERFORM_MODEL_DIR}.")
+    explanations: list[str]

@@ -48,21 +48,60 @@ def _launch_env(plan: Plan) -> tuple[tuple[str, ...], str | None]:
     return engine_module(plan.engine.name).launch_script_env(not plan.serve.api_key_required)
 
 
-def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _write_templates(out_dir: Path, values: dict) -> list[Path]:
     env = template_environment()
-    unset_env, key_env = _launch_env(plan)
-    values = {"setup": plan.setup, "plan_hash": plan_hash(plan), "argv": plan.engine.argv, "engine": plan.engine.name,
-              "unset_env": unset_env, "key_env": key_env,
-              "serve_host": plan.serve.host, "serve_port": plan.serve.port,
-              "model_dir": model_dir, "endpoint": f"http://{plan.serve.host}:{plan.serve.port}/v1",
-              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
     written = []
     for name, template in FILES.items():
         path = out_dir / name
         path.write_text(env.get_template(template).render(**values))
         written.append(path)
     (out_dir / "run.sh").chmod(0o755)
+    return written
+
+
+def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unset_env, key_env = _launch_env(plan)
+    values = {"setup": plan.setup, "plan_hash": plan_hash(plan), "argv": plan.engine.argv, "engine": plan.engine.name,
+              "unset_env": unset_env, "key_env": key_env,
+              "serve_host": plan.serve.host, "serve_port": plan.serve.port,
+              "model_dir": model_dir, "endpoint": f"http://{plan.serve.host}:{plan.serve.port}/v1",
+              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
+    written = _write_templates(out_dir, values)
     plan_file = out_dir / "plan.json"
     plan_file.write_text(json.dumps(plan.model_dump(mode="json"), indent=2) + "\n")
     return [*written, plan_file]
+
+
+def router_generation(group) -> str:
+    """The name of a group's router configuration: its argv, address and key, not the preset. A changed preset
+    alone is reloaded by the serving router (only the changed members restart); anything else starts a new
+    router."""
+    key = json.dumps([group.engine.argv, group.serve.model_dump(mode="json")]).encode()
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def render_group(group, out_dir: Path, model_dir: str | None = None) -> list[Path]:
+    """A group's files: run.sh starts the router (the API key from LLAMA_API_KEY, which the router checks and its
+    children inherit), and models.ini is the plan's preset. The preset keeps ${INFERFORM_MODEL_DIR}: the service
+    role writes the target's model dir into it (over SSH only the target knows it); given `model_dir`, the
+    substituted preset is checked here as the router will read it."""
+    from inferform.engines import router_preset
+
+    if model_dir is not None:
+        text = group.preset.replace("${INFERFORM_MODEL_DIR}", model_dir)
+        router_preset.validate(router_preset.parse(text), models_max=group.residency.max_loaded)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # named by the router generation, not the plan: a preset-only change must leave run.sh and engine.env as they are
+    values = {"setup": group.setup, "plan_hash": router_generation(group), "argv": group.engine.argv,
+              "engine": "llama.cpp router",
+              "unset_env": (), "key_env": "LLAMA_API_KEY" if group.serve.api_key_required else None,
+              "serve_host": group.serve.host, "serve_port": group.serve.port,
+              "model_dir": model_dir or "", "endpoint": f"http://{group.serve.host}:{group.serve.port}/v1",
+              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
+    written = _write_templates(out_dir, values)
+    preset = out_dir / "models.ini"
+    preset.write_text(group.preset)
+    plan_file = out_dir / "plan.json"
+    plan_file.write_text(json.dumps(group.model_dump(mode="json"), indent=2) + "\n")
+    return [*written, preset, plan_file]

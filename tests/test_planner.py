@@ -48,6 +48,11 @@ def test_plan_json_follows_the_contract(cli, path):
     result = cli("plan", str(path), "--json")
     assert result.code == 0, result.err
     plan = json.loads(result.out)
+    for member in plan["members"] if plan.get("kind") == "group" else [{"plan": plan}]:
+        _follows_the_contract(member["plan"])
+
+
+def _follows_the_contract(plan: dict) -> None:
     for key, subkeys in CONTRACT.items():
         assert key in plan, key
         for sub in subkeys or []:

@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
+from inferform.setup.group import json_schema as group_schema
 from inferform.setup.spec import json_schema
 from tests.conftest import ROOT, SETUPS
 
@@ -26,7 +27,13 @@ def test_setup_validates(cli, path):
 
 @pytest.mark.parametrize("path", SETUPS, ids=lambda p: p.name)
 def test_setup_matches_json_schema(path):
-    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema())
+    data = yaml.safe_load(path.read_text())
+    jsonschema.validate(data, group_schema() if "models" in data else json_schema())
+
+
+def test_committed_group_schema_is_current():
+    committed = json.loads((ROOT / "setups" / "group.schema.json").read_text())
+    assert committed == group_schema(), "run: inferform schema --group > setups/group.schema.json"
 
 
 def test_schema_rejects_what_the_loader_rejects():

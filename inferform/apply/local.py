@@ -311,31 +311,41 @@ def shared_with(state: AppliedState, filename: str) -> list[str]:
             and stored_model(other) == filename]
 
 
+def _destroy_one(state: AppliedState, on_event: Callable[[dict], None] | None, purge: bool,
+                 kept_for: list[str] | None) -> None:
+    from inferform.apply.runner import playbook_path, run_playbook
+
+    name, connection = state.setup, from_state(state)
+    render_dir = Path(state.render_dir) if state.render_dir else setup_dir(name)
+    variables = extravars(state.applied_plan(), render_dir, state="absent", connection=connection)
+    users = shared_with(state, variables["inferform_model_filename"]) if purge else []
+    if kept_for is not None:
+        kept_for.extend(users)
+    if purge and not users:
+        variables["inferform_destroy_model_file"] = f"{variables['inferform_model_dir']}/" \
+                                                    f"{variables['inferform_model_filename']}"
+    result = run_playbook(playbook_path("destroy"), variables, inventory(name, connection), on_event=on_event,
+                          run_record=run_record(name))
+    if result.rc != 0:
+        raise InferformError.single(_failure(result, "destroy"), exit_code=EXIT_FAILURE)
+
+
 def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, purge: bool = False,
                   kept_for: list[str] | None = None) -> bool:
     """Stop and remove what apply created, on the host apply used; False when nothing was applied.
 
     With `purge`, the model file goes too unless another applied setup reads it; their names are appended to
     `kept_for`, so the caller can say why the file stayed."""
-    from inferform.apply.runner import playbook_path, run_playbook
-
     with setup_lock(name):
         state = read_state(name)
         if state is None:
             return False
-        connection = from_state(state)
-        render_dir = Path(state.render_dir) if state.render_dir else setup_dir(name)
-        variables = extravars(state.applied_plan(), render_dir, state="absent", connection=connection)
-        users = shared_with(state, variables["inferform_model_filename"]) if purge else []
-        if kept_for is not None:
-            kept_for.extend(users)
-        if purge and not users:
-            variables["inferform_destroy_model_file"] = f"{variables['inferform_model_dir']}/" \
-                                                        f"{variables['inferform_model_filename']}"
-        result = run_playbook(playbook_path("destroy"), variables, inventory(name, connection), on_event=on_event,
-                              run_record=run_record(name))
-        if result.rc != 0:
-            raise InferformError.single(_failure(result, "destroy"), exit_code=EXIT_FAILURE)
+        if state.plan.get("kind") == "group":  # a router: its members' models are caches and stay
+            from inferform.apply.group import destroy_group
+
+            destroy_group(state, on_event)
+        else:
+            _destroy_one(state, on_event, purge, kept_for)
         keep = {"api-key", "known_hosts"} if not purge else set()
         for child in setup_dir(name).iterdir():
             if child.name not in keep and child.name != ".lock":

@@ -73,6 +73,13 @@ def describe(state: AppliedState) -> dict[str, Any]:
     if state.target == "ssh":
         return {**row, **_remote(state)}
     pid = serving_pid(state) or state.pid
+    if state.plan.get("kind") == "group":  # the router's /health is always ok: its /models says what runs
+        from inferform.apply.group_status import members
+
+        listed = members(state, pid)
+        return {**row, "pid": pid, "where": "this machine", "running": _alive(pid),
+                "health": "ok" if isinstance(listed, list) else listed, "host_memory_bytes": _rss_bytes(pid),
+                "members": listed if isinstance(listed, list) else [], "log": log_location(state)}
     return {**row, "pid": pid, "where": "this machine", "running": _alive(pid),
             "health": _health(state.endpoint, state.engine), "host_memory_bytes": _rss_bytes(pid),
             "log": log_location(state)}
@@ -93,4 +100,10 @@ def serving(name: str) -> dict[str, Any] | None:
 def serving_pid(state: AppliedState) -> int | None:
     """The engine the front serves with now (it restarts an engine that died, so the applied pid can be stale)."""
     record = serving(state.setup)
-    return record["pid"] if record and record.get("generation") == state.plan_hash else None
+    generation = state.plan_hash
+    if state.plan.get("kind") == "group":  # a group's service generation is its router's configuration
+        from inferform.plan import GroupPlan
+        from inferform.render import router_generation
+
+        generation = router_generation(GroupPlan.model_validate(state.plan))
+    return record["pid"] if record and record.get("generation") == generation else None

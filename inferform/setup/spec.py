@@ -324,15 +324,20 @@ def json_schema() -> dict[str, Any]:
 
 # --- loading ---------------------------------------------------------------------------------------
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the last key of loc, for did-you-mean on unknown fields."""
-    current: Any = Setup
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last key of loc, for did-you-mean on unknown fields. A name under
+    a mapping of models (a group's `models:`) is skipped like a list index."""
+    current: Any = root
+    keyed = False
     for part in loc[:-1]:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
             return None
-        current = _unwrap(current.model_fields[part].annotation)
+        annotation = current.model_fields[part].annotation
+        keyed = getattr(annotation, "__origin__", None) is dict
+        current = _unwrap(annotation)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
@@ -360,14 +365,14 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def _problem(err: dict[str, Any], located: Located) -> Problem:
+def _problem(err: dict[str, Any], located: Located, root: type[BaseModel] | None = None) -> Problem:
     loc = _data_path(err["loc"], located.data)
     dotted = ".".join(str(p) for p in loc) or "(document)"
     line, col = located.where(loc)
     kind = err["type"]
     hint = None
     if kind == "extra_forbidden":
-        owner = _model_at(loc)
+        owner = _model_at(loc, root or Setup)
         valid = list(owner.model_fields) if owner else []
         hint = did_you_mean(str(loc[-1]) if loc else "", valid)
         if hint is None and valid:

@@ -67,3 +67,28 @@ def diff_lines(old: dict | None, new: dict) -> list[str]:
         else:
             lines.append(f"~ {key}: {before.get(key)!r} → {after.get(key)!r}")
     return lines or ["no changes"]
+
+
+def group_diff_lines(old: dict | None, new: Any) -> list[str]:
+    """A group's diff, member by member, saying what restarts: a member whose preset section changed restarts
+    (the router reloads the preset); a changed router argv or address restarts the router and every member."""
+    members = {m.name: m.preset for m in new.members}
+    if old is None or old.get("kind") != "group":
+        return [f"+ group {new.setup}: members {', '.join(members)}; router --models-max "
+                f"{new.residency.max_loaded}"]
+    before = {m["name"]: m.get("preset", {}) for m in old.get("members", [])}
+    lines = []
+    if old.get("engine", {}).get("argv") != new.engine.argv or old.get("serve") != new.serve.model_dump(mode="json"):
+        lines += _argv_lines("router", old.get("engine", {}).get("argv", []), new.engine.argv)
+        lines.append("  the router restarts, and with it every member")
+    for name, section in members.items():
+        if name not in before:
+            lines.append(f"+ member {name} (loads on its first request)")
+        elif before[name] != section:
+            changed = sorted(k for k in set(section) | set(before[name]) if section.get(k) != before[name].get(k))
+            lines.append(f"~ member {name} restarts: " + ", ".join(
+                f"{k} {before[name].get(k, '-')} -> {section.get(k, '-')}" for k in changed))
+    for name in before:
+        if name not in members:
+            lines.append(f"- member {name} (stopped and removed)")
+    return lines or [f"no changes in group {new.setup}"]

@@ -1,0 +1,172 @@
+"""Groups without an engine: bad group files exit 2 at their line, the co-residency proof, and the router preset
+(section from argv, the format's traps refused, round trip through the reader)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inferform.engines import router_preset
+from inferform.errors import InferformError
+from inferform.planner.group import _fits, _proven_max
+from tests.conftest import ROOT
+
+TARGET = """target:
+  kind: local
+  hardware: {gpus: [], cpu: {cores: 2}, ram_gib: RAM}
+"""
+SMOL = "{id: smollm2-135m-instruct, quant: Q4_1}"
+
+
+def group(body: str, ram: float = 16) -> str:
+    return "name: mix\n" + TARGET.replace("RAM", str(ram)) + body
+
+
+def two(ctx_a: int = 2048, ctx_b: int = 2048, policy: str = "") -> str:
+    return group(f"""models:
+  a:
+    use_case: chat
+    model: {SMOL}
+    context: {ctx_a}
+  b:
+    use_case: chat
+    model: {SMOL}
+    context: {ctx_b}
+{policy}""")
+
+
+def located_error(result, line: int, *words: str) -> None:
+    assert result.code == 2, result.out + result.err
+    assert re.search(rf"\.yaml:{line}(:\d+)?: ", result.err), result.err
+    for word in words:
+        assert word in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+def test_an_empty_group_is_refused_at_its_line(cli, write):
+    located_error(cli("validate", write(group("models: {}\n"))), 5, "at least one member")
+
+
+def test_a_missing_member_file_is_refused_at_its_line(cli, write):
+    path = write(group("models:\n  coder:\n    setup: nowhere.yaml\n"))
+    located_error(cli("plan", path), 7, "nowhere.yaml", "does not exist")
+
+
+def test_two_members_with_one_name_are_refused(cli, write):
+    body = f"models:\n  a:\n    use_case: chat\n    model: {SMOL}\n  a:\n    use_case: coding\n"
+    located_error(cli("validate", write(group(body))), 9, "duplicate key 'a'")
+
+
+def test_a_member_on_another_target_is_refused(cli, write, tmp_path):
+    (tmp_path / "far.yaml").write_text("""name: far
+use_case: chat
+target:
+  kind: ssh
+  ssh: {host: gpu-box.lan}
+  hardware: {gpus: [], cpu: {cores: 8}, ram_gib: 64}
+""")
+    located_error(cli("validate", write(group("models:\n  far:\n    setup: far.yaml\n"))), 7,
+                  "kind ssh", "one router serves every member on one machine")
+
+
+def test_a_value_the_preset_would_cut_is_refused(cli, write, tmp_path):
+    (tmp_path / "a;b.gguf").write_bytes(b"GGUF")
+    body = "models:\n  a:\n    use_case: chat\n    model: {file: ./a;b.gguf}\n"
+    located_error(cli("validate", write(group(body))), 8, "';' or '#'", "rename")
+
+
+def test_a_member_name_the_router_would_rewrite_is_refused(cli, write):
+    body = f"models:\n  'qwen:7b':\n    use_case: chat\n    model: {SMOL}\n"
+    located_error(cli("validate", write(group(body))), 6, "qwen:7b")
+
+
+def test_preload_must_name_members(cli, write):
+    located_error(cli("validate", write(two(policy="policy:\n  preload: [c]\n"))), 15, "no member")
+
+
+def test_the_example_group_plans_with_its_proof(cli):
+    result = cli("plan", str(ROOT / "setups" / "two-small.yaml"), "--json")
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    assert plan["kind"] == "group" and [m["name"] for m in plan["members"]] == ["smol", "gemma"]
+    assert plan["engine"]["argv"][plan["engine"]["argv"].index("--models-max") + 1] == "2"
+    sections = router_preset.parse(plan["preset"])
+    assert sections["smol"]["load-on-startup"] == "true" and "load-on-startup" not in sections["gemma"]
+    for m in plan["members"]:
+        assert sections[m["name"]] == m["preset"] and m["preset"]["fit"] == "off"
+        assert "alias" not in m["preset"] and "host" not in m["preset"] and "port" not in m["preset"]
+
+
+def test_a_budget_for_one_member_loads_one_and_says_which_pairs_do_not_fit(cli, write):
+    result = cli("plan", write(two(16384, 16384), ), "--json")
+    assert result.code == 0, result.err
+    roomy = json.loads(result.out)["residency"]
+    assert roomy["max_loaded"] == 2
+    tight = cli("plan", write(group(two(8192, 8192)[len(group("")):], ram=1.0)), "--json")
+    assert tight.code == 0, tight.err
+    r = json.loads(tight.out)["residency"]
+    assert r["max_loaded"] == 1 and r["not_fitting"] == [["a", "b"]] and r["fitting"] == []
+
+
+def test_max_loaded_above_what_fits_exits_2_with_numbers(cli, write):
+    body = two(8192, 8192, "policy:\n  max_loaded: 2\n")[len(group("")):]
+    located_error(cli("plan", write(group(body, ram=1.0))), 15, "only 1", "GiB", "budget")
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=6),
+       st.integers(0, 120), st.integers(0, 120), st.integers(0, 10))
+def test_proven_max_is_the_largest_k_whose_every_k_set_fits(rows, gpu_cap, host_cap, router):
+    """The top-K shortcut agrees with trying every set of K members."""
+    rows = [list(r) for r in rows]
+    limits, fixed = [gpu_cap, host_cap], [0, router]
+    brute = 0
+    for k in range(1, len(rows) + 1):
+        if all(_fits(rows, c, limits, fixed) for c in itertools.combinations(range(len(rows)), k)):
+            brute = k
+        else:
+            break
+    assert _proven_max(rows, limits, fixed) == brute
+
+
+def test_sections_come_from_the_argv_flag_by_flag():
+    argv = ["llama-server", "-m", "${INFERFORM_MODEL_DIR}/x.gguf", "--alias", "x", "-c", "4096", "-np", "2",
+            "--no-kv-unified", "-ot", "blk\\.1\\.ffn=CPU", "-ot", "blk\\.2\\.ffn=CPU", "--fit", "off",
+            "--host", "${INFERFORM_ENGINE_HOST}", "--port", "${INFERFORM_ENGINE_PORT}",
+            "--api-key-file", "${INFERFORM_API_KEY_FILE}"]
+    section = router_preset.section("x", argv)
+    assert section == {"model": "${INFERFORM_MODEL_DIR}/x.gguf", "ctx-size": "4096", "parallel": "2",
+                       "kv-unified": "false", "override-tensor": "blk\\.1\\.ffn=CPU,blk\\.2\\.ffn=CPU",
+                       "fit": "off"}
+    with pytest.raises(InferformError, match="cannot write"):
+        router_preset.section("x", [*argv, "--lora-scaled", "a.gguf", "0.5"])
+    with pytest.raises(InferformError, match="appears twice"):
+        router_preset.section("x", [*argv, "-c", "8192"])
+
+
+@pytest.mark.parametrize(("sections", "models_max", "why"), [
+    ({"a": {"model": "/m/a;b.gguf"}}, 2, "';', '#'"),
+    ({"a": {"model": "/m/a.gguf", "models-max": "1"}}, 2, "router owns"),
+    ({"a": {"model": "/m/a.gguf", "api-key": "x"}}, 2, "router owns"),
+    ({"a": {"model": "/m/a.gguf", "bogus-key": "1"}}, 2, "not a key llama-server knows"),
+    ({"a": {"ctx-size": "4096"}}, 2, "names no model"),
+    ({"a": {"model": "/m/a.gguf", "load-on-startup": "true"}}, 0, "refuses to start"),
+    ({"a": {"model": "/m/a", "load-on-startup": "true"}, "b": {"model": "/m/b", "load-on-startup": "true"}}, 1,
+     "refuses to start"),
+    ({"A": {"model": "/m/a"}, "a": {"model": "/m/b"}}, 2, "differ only in case"),
+    ({"*": {"sleep-idle-seconds": "60"}}, 2, "no member section"),
+])
+def test_the_preset_traps_are_refused(sections, models_max, why):
+    with pytest.raises(InferformError, match=re.escape(why)):
+        router_preset.validate(sections, models_max=models_max)
+
+
+def test_the_reader_sees_what_the_router_sees():
+    text = router_preset.render({"*": {"sleep-idle-seconds": "600"}, "a": {"model": "/m/a.gguf", "c": "1"}})
+    assert router_preset.parse(text) == {"*": {"sleep-idle-seconds": "600"}, "a": {"model": "/m/a.gguf", "c": "1"}}
+    with pytest.raises(InferformError, match="appears twice"):
+        router_preset.parse("[a]\nmodel = x\nmodel = y\n")
