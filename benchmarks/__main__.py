@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import batched, checkpoints, decisions, instance_choice, memory_truth, speed_accuracy, startup, swap
+from benchmarks import (
+    batched,
+    checkpoints,
+    decisions,
+    instance_choice,
+    memory_truth,
+    router_memory,
+    speed_accuracy,
+    startup,
+    swap,
+)
 
 
 def main() -> int:
     results = [startup.main(), instance_choice.main(), speed_accuracy.main(), batched.main(), decisions.main(),
-               memory_truth.main(), checkpoints.main(), swap.main()]
+               memory_truth.main(), checkpoints.main(), swap.main(), router_memory.main()]
     return 0 if all(results) else 1
 
 
