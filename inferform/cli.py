@@ -171,11 +171,19 @@ def render(setup: SetupArg,
     """Write the llama-server launch script, env file, systemd unit and plan.json for a setup."""
     from pathlib import Path
 
-    from inferform.pipeline import plan_setup
-    from inferform.render import render as render_files
+    from inferform.setup.group import is_group
 
-    _, result = plan_setup(setup)
-    for path in render_files(result, Path(out), model_dir):
+    if is_group(setup):
+        from inferform.pipeline import plan_group_setup
+        from inferform.render import render_group
+
+        written = render_group(plan_group_setup(setup)[1], Path(out), model_dir)
+    else:
+        from inferform.pipeline import plan_setup
+        from inferform.render import render as render_files
+
+        written = render_files(plan_setup(setup)[1], Path(out), model_dir)
+    for path in written:
         typer.echo(f"wrote {path}")
 
 
@@ -253,7 +261,9 @@ def _apply_group(setup: str, dry_run: bool) -> None:
     for line in group_diff_lines(previous.plan if previous else None, group):
         typer.echo(line)
     if dry_run:
-        typer.echo(group.preset.rstrip())
+        from inferform.apply.dry_run import show_group_dry_run
+
+        show_group_dry_run(group, typer.echo)
         return
     progress, on_event = _progress(None if group.target.ssh else "cuda" if group.target.gpus else "cpu")
     with progress:
@@ -331,10 +341,9 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
     from inferform.views.output import emit
 
     if setup:
-        from inferform.setup.group import is_group, load_group
-        from inferform.setup.spec import load_setup
+        from inferform.pipeline import deployment_name
 
-        found = read_state(load_group(setup).group.name if is_group(setup) else load_setup(setup).name)
+        found = read_state(deployment_name(setup))
         states = [found] if found else []
     else:
         states = all_states()
@@ -374,10 +383,10 @@ def logs(setup: SetupArg, follow: Annotated[bool, typer.Option("-f", "--follow",
     """Print the engine's log (the server's own output)."""
     import subprocess
 
-    from inferform.setup.spec import load_setup
+    from inferform.pipeline import deployment_name
     from inferform.state import read_state, setup_dir
 
-    name = load_setup(setup).name
+    name = deployment_name(setup)
     state = read_state(name)
     if state is not None and state.target in ("ssh", "aws"):
         from inferform.apply.status import log_location
@@ -401,10 +410,12 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
           requests: Annotated[int, typer.Option("-n", help="Requests measured one after another.")] = 3,
           concurrency: Annotated[int | None, typer.Option(help="Requests at once for the aggregate rate "
                                                                "(default: the plan's parallel slots).")] = None,
-          max_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128) -> None:
+          max_tokens: Annotated[int, typer.Option(help="Tokens generated per request.")] = 128,
+          member: Annotated[str | None, typer.Option("--member", help="A group's member (the request's `model`).")]
+          = None) -> None:
     """Measure a served endpoint (time to first token, prompt and generation tok/s) beside the plan's prediction."""
     from inferform.bench.client import measure
-    from inferform.bench.target import from_setup, from_url, is_url
+    from inferform.bench.target import from_setup, from_url, is_url, member_target
     from inferform.pipeline import plan_setup
     from inferform.views.bench import show_bench
     from inferform.views.output import emit
@@ -415,6 +426,8 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
         raise InferformError.single("--setup goes with a URL", hint=f"inferform bench {target}")
     else:
         tgt = from_setup(target)
+    if member is not None or (tgt.plan or {}).get("kind") == "group":
+        tgt = member_target(tgt, member)
     basis = None
     if calibrate:
         from inferform.bench.calibrate import check_basis
@@ -422,7 +435,13 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
         if tgt.plan is None or tgt.setup_file is None:
             raise InferformError.single("--calibrate needs the setup whose plan the measurement corrects",
                                         hint="inferform bench SETUP --calibrate (or URL --setup SETUP)")
-        basis = plan_setup(tgt.setup_file)[1].model_dump(mode="json")
+        if tgt.model is not None:  # a group's member: its plan, planned again with the group
+            from inferform.pipeline import plan_group_setup
+
+            again = plan_group_setup(tgt.setup_file)[1]
+            basis = next(m.plan for m in again.members if m.name == tgt.model).model_dump(mode="json")
+        else:
+            basis = plan_setup(tgt.setup_file)[1].model_dump(mode="json")
         check_basis(tgt.plan, basis)
     report = measure(tgt, requests=requests, concurrency=concurrency, max_tokens=max_tokens)
     if basis is not None:

@@ -132,3 +132,16 @@ def plan_group_setup(group_path: str) -> "tuple[Any, Any]":
             raise InferformError([p._replace(message=f"member {m.name!r}: {p.message}") for p in exc.problems],
                                  exc.exit_code) from None
     return loaded, plan_group(loaded, hw, plans)
+
+
+def deployment_name(path: str) -> str:
+    """The name a setup or group file deploys under (state, unit and file names)."""
+    from inferform.setup.group import is_group
+
+    if is_group(path):
+        from inferform.setup.group import load_group
+
+        return load_group(path).group.name
+    from inferform.setup.spec import load_setup
+
+    return load_setup(path).name

@@ -28,3 +28,15 @@ def test_status_and_destroy_with_nothing_applied(cli):
     assert cli("status", "--json").out.strip() == "[]"
     result = cli("destroy", str(ROOT / "setups" / "demo.yaml"))
     assert result.code == 0 and "nothing applied for demo" in result.out
+
+
+def test_a_groups_dry_run_touches_nothing(cli):
+    result = cli("apply", str(ROOT / "setups" / "two-small.yaml"), "--dry-run")
+    assert result.code == 0, result.err
+    assert "+ group two-small: members smol, gemma" in result.out and "--- models.ini" in result.out
+    assert "--- ansible --check --diff:" in result.out and "check mode stopped early" not in result.out
+    assert "~ Build llama-server on the target, or reuse the cached build" in result.out, result.out
+    assert "~ Create the model directory" in result.out and "dry run: nothing applied" in result.out
+    assert not state_root().exists() or not any(state_root().iterdir())
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "inferform"
+    assert not (cache / "llama.cpp").exists() and not (cache / "models").exists(), "check mode built or fetched"

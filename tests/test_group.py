@@ -170,3 +170,61 @@ def test_the_reader_sees_what_the_router_sees():
     assert router_preset.parse(text) == {"*": {"sleep-idle-seconds": "600"}, "a": {"model": "/m/a.gguf", "c": "1"}}
     with pytest.raises(InferformError, match="appears twice"):
         router_preset.parse("[a]\nmodel = x\nmodel = y\n")
+
+
+def test_render_writes_the_router_files_and_the_key_goes_by_environment(tmp_path, write):
+    from inferform.pipeline import plan_group_setup
+    from inferform.render import render_group, router_generation
+
+    body = two()[len(group("")):].replace("models:", "serve: {host: 0.0.0.0, port: 8090}\nmodels:")
+    _, plan = plan_group_setup(write(group(body)))
+    assert plan.serve.api_key_required
+    for m in plan.members:
+        assert "api-key-file" not in m.preset, "the key goes to the router by LLAMA_API_KEY, not per member"
+    written = {p.name: p for p in render_group(plan, tmp_path / "out", "/srv/models")}
+    run = written["run.sh"].read_text()
+    assert 'LLAMA_API_KEY=$(cat "${INFERFORM_API_KEY_FILE}")' in run and "export LLAMA_API_KEY" in run
+    assert "--models-preset models.ini --models-max 2" in run
+    assert router_generation(plan) in run, "run.sh names the router's generation, not the plan"
+    assert written["models.ini"].read_text() == plan.preset
+    bad = plan.model_copy(update={"preset": plan.preset.replace("[b]", "[b]\nbogus = 1")})
+    with pytest.raises(InferformError, match="bogus"):
+        render_group(bad, tmp_path / "bad", "/srv/models")
+    with pytest.raises(InferformError, match="';', '#'"):
+        render_group(plan, tmp_path / "cut", "/srv/mod;els")
+
+
+def test_a_preset_only_change_keeps_the_router_generation(write):
+    from inferform.pipeline import plan_group_setup
+    from inferform.render import plan_hash, router_generation
+    from inferform.views.plan_diff import group_diff_lines
+
+    _, before = plan_group_setup(write(two(2048, 2048), "a.yaml"))
+    _, after = plan_group_setup(write(two(2048, 1024), "b.yaml"))
+    assert plan_hash(before) != plan_hash(after) and router_generation(before) == router_generation(after)
+    lines = group_diff_lines(before.model_dump(mode="json"), after)
+    assert lines[0].startswith("~ member b restarts: ") and "ctx-size 2048 -> 1024" in lines[0]
+    assert not any("member a" in line for line in lines) and not any("router" in line for line in lines)
+    _, fewer = plan_group_setup(write(two(policy="policy:\n  max_loaded: 1\n"), "c.yaml"))
+    assert router_generation(fewer) != router_generation(before)
+    assert "the router restarts" in "\n".join(group_diff_lines(before.model_dump(mode="json"), fewer))
+
+
+def test_bench_measures_a_group_one_member_at_a_time(write):
+    from inferform.bench.client import Target
+    from inferform.bench.target import member_target
+    from inferform.pipeline import plan_group_setup
+
+    _, plan = plan_group_setup(write(two()))
+    target = Target(endpoint="http://127.0.0.1:1/v1", api_key="none", setup="mix", plan=plan.model_dump(mode="json"))
+    picked = member_target(target, "b")
+    assert picked.model == "b" and picked.plan == plan.members[1].plan.model_dump(mode="json")
+    with pytest.raises(InferformError, match="one member at a time"):
+        member_target(target, None)
+    with pytest.raises(InferformError, match="no member named 'c'"):
+        member_target(target, "c")
+
+
+def test_a_member_too_big_for_the_machine_exits_2_with_its_name(cli, write):
+    result = cli("plan", write(group(two(32768, 2048)[len(group("")):], ram=0.4)))
+    assert result.code == 2 and "member 'a'" in result.err, result.err

@@ -162,10 +162,17 @@ def test_group_serves_both_members_behind_one_router(cli, tmp_path: Path, cleanu
         ask(port, "nope")
     with pytest.raises(InternalServerError):
         ask(port, "broken")
-    assert models(port)["broken"]["status"]["value"] in ("unloaded", "failed")
+    broken = models(port)["broken"]["status"]
+    assert broken["value"] == "unloaded" and broken["failed"] is True and broken["exit_code"] != 0
     assert ask(port, "smol") and ask(port, "gemma")
+    benched = cli("bench", str(setup), "--member", "smol", "-n", "1", "--max-tokens", "8", "--json")
+    assert benched.code == 0, benched.err
+    assert json.loads(benched.out)["model"] == "smol"
+    unnamed = cli("bench", str(setup))
+    assert unnamed.code == 2 and "--member one of: smol, gemma, broken" in unnamed.err, unnamed.err
     rows = {m["member"]: m for m in status_rows(cli)[0]["members"]}
     assert rows["smol"]["state"] == "loaded" and rows["smol"]["pid"] == kids["smol"]
+    assert rows["broken"]["state"] == "failed" and rows["broken"]["exit_code"] != 0
 
     # change one member's context: the router and the other member stay, that member restarts
     members["gemma"]["context"] = 1024
@@ -240,3 +247,22 @@ def test_group_evicts_idle_never_busy_and_asks_for_the_key(cli, tmp_path: Path, 
     assert not alive(smol_pid), "smol (idle by then) is evicted for gemma: --models-max 1"
     assert set(children(router)) == {"gemma"}
     assert models(port, key)["smol"]["status"]["value"] == "unloaded"
+
+
+@pytest.mark.e2e
+def test_a_preloaded_member_that_cannot_load_fails_the_apply_and_leaves_nothing(
+        cli, tmp_path: Path, cleanup: list[str]) -> None:  # noqa: F811
+    link_real_caches()
+    name, port = "e2e-group-bad", free_port()
+    cleanup.append(name)
+    members = {"smol": {"use_case": "chat", "model": SMOL, "context": 1024},
+               "broken": {"use_case": "chat", "model": {"file": str(unstartable_gguf(tmp_path))}, "context": 1024}}
+    setup = group_file(tmp_path, name, port, members=members, policy={"preload": ["smol", "broken"]})
+    started = time.monotonic()
+    result = cli("apply", str(setup))
+    assert result.code == 1, result.out + result.err
+    assert "preloaded member(s) broken did not load" in result.err, result.err
+    assert "nothing was left running" in result.err
+    assert time.monotonic() - started < 120, "a failed member ends the wait at once, not after the health timeout"
+    assert not (Path(os.environ["XDG_STATE_HOME"]) / "inferform" / name / "state.json").exists()
+    assert cli("status", "--json").out.strip() in ("[]", "")

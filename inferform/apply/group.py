@@ -70,6 +70,7 @@ def group_extravars(group: GroupPlan, render_dir: Path, *, state: str = "started
         "inferform_service_port": group.serve.port,
         "inferform_service_state": state,
         "inferform_service_router": True,
+        "inferform_service_preload": list(group.preload),
         "inferform_service_health_path": "/health",
         "inferform_service_generation": router_generation(group),
         # two routers side by side would hold every loaded member twice: a new router replaces the old one

@@ -74,7 +74,7 @@ def members(state: AppliedState, router_pid: int | None) -> list[dict[str, Any]]
         status = entry.get("status", {})
         port = _port(status.get("args") or [])
         pid = children.get(port) if port else None
-        rows.append({"member": entry.get("id"), "state": status.get("value"),
+        rows.append({"member": entry.get("id"), "state": "failed" if status.get("failed") else status.get("value"),
                      "exit_code": status.get("exit_code"), "pid": pid, "host_memory_bytes": _rss_bytes(pid),
                      "host_memory_planned_bytes": planned.get(entry.get("id"))})
     return rows

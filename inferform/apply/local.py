@@ -20,7 +20,7 @@ from inferform.apply.swap import GRACE_S, Swap, decide
 from inferform.dirs import cache_dir as user_cache_dir
 from inferform.engines.registry import PINNED, engine
 from inferform.errors import EXIT_FAILURE, InferformError
-from inferform.plan import Plan
+from inferform.plan import GroupPlan, Plan
 from inferform.render import plan_hash, render
 from inferform.setup.sources import fetchable, model_filename
 from inferform.state import AppliedState, api_key_file, read_state, refuse_elsewhere, setup_dir, write_state
@@ -263,7 +263,7 @@ def apply_plan(plan: Plan, setup_file: str, *, on_event: Callable[[dict], None] 
         return state, result.changed
 
 
-def check_plan(plan: Plan, *, connection: Connection | None = None) -> tuple[bool, list[str]]:
+def check_plan(plan: Plan | GroupPlan, *, connection: Connection | None = None) -> tuple[bool, list[str]]:
     """`apply --dry-run`: the apply playbook in Ansible's check+diff mode against files rendered into a temporary
     directory. Nothing on the target changes; returns (whether check mode ran cleanly, what it says would change)."""
     import tempfile
@@ -285,9 +285,16 @@ def check_plan(plan: Plan, *, connection: Connection | None = None) -> tuple[boo
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "render"
-        render(plan, out, connection.shown(connection.model_dir()) if connection.is_ssh else str(model_dir()))
-        variables = extravars(plan, out, connection=connection)
-        result = run_playbook(playbook_path("apply"), variables, inventory(plan.setup, connection), check=True,
+        if isinstance(plan, Plan):
+            render(plan, out, connection.shown(connection.model_dir()) if connection.is_ssh else str(model_dir()))
+            variables, playbook = extravars(plan, out, connection=connection), "apply"
+        else:  # a group: the router's files and one model per member
+            from inferform.apply.group import PLAYBOOK, group_extravars
+            from inferform.render import render_group
+
+            render_group(plan, out, None if connection.is_ssh else str(model_dir()))
+            variables, playbook = group_extravars(plan, out, connection=connection), PLAYBOOK
+        result = run_playbook(playbook_path(playbook), variables, inventory(plan.setup, connection), check=True,
                               diff=True, on_event=collect)
     if result.rc != 0:
         return False, [*changes, *(f"! {m}" for m in result.messages[-2:])]

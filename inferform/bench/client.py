@@ -39,6 +39,7 @@ class Target:
     setup: str | None = None
     plan: dict | None = None
     setup_file: str | None = None  # where the setup can be planned again (for --calibrate)
+    model: str | None = None  # a group's member: the request's `model` (else the first model the server lists)
 
     @property
     def predicted(self) -> dict[str, float]:
@@ -88,6 +89,8 @@ def connect(target: Target) -> tuple[Any, str]:
     client = OpenAI(base_url=target.endpoint, api_key=target.api_key, max_retries=0, timeout=REQUEST_TIMEOUT_S)
     with translated_errors(target.endpoint):
         served = client.models.list().data
+    if target.model is not None:
+        return client, target.model
     return client, served[0].id if served else (target.setup or "default")
 
 

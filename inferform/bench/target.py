@@ -22,9 +22,29 @@ def _setup_name(setup: str) -> str:
 
     if not Path(setup).exists() and SLUG.fullmatch(setup) and read_state(setup):
         return setup
-    from inferform.setup.spec import load_setup
+    from inferform.pipeline import deployment_name
 
-    return load_setup(setup).name
+    return deployment_name(setup)
+
+
+def member_target(target: Target, member: str | None) -> Target:
+    """A group is measured one member at a time: the member's plan gives the predictions, its name the `model`."""
+    from dataclasses import replace
+
+    plan = target.plan or {}
+    if plan.get("kind") != "group":
+        if member is not None:
+            raise InferformError.single(f"--member {member}: {target.setup} is one setup, not a group",
+                                        hint=f"inferform bench {target.setup}")
+        return target
+    members = {m["name"]: m["plan"] for m in plan.get("members", [])}
+    if member not in members:
+        from inferform.errors import did_you_mean
+
+        what = "a group is measured one member at a time" if member is None else f"no member named {member!r}"
+        raise InferformError.single(f"{target.setup}: {what}", hint=(did_you_mean(member or "", members) or "")
+                                    + f" --member one of: {', '.join(members)}")
+    return replace(target, plan=members[member], model=member, setup=f"{target.setup}/{member}")
 
 
 def applied_plan(setup: str) -> tuple[str, object]:
