@@ -250,19 +250,43 @@ def test_group_evicts_idle_never_busy_and_asks_for_the_key(cli, tmp_path: Path, 
 
 
 @pytest.mark.e2e
-def test_a_preloaded_member_that_cannot_load_fails_the_apply_and_leaves_nothing(
+def test_preloaded_members_are_loaded_by_apply_and_a_failing_one_is_rolled_back(
         cli, tmp_path: Path, cleanup: list[str]) -> None:  # noqa: F811
     link_real_caches()
+    bad = str(unstartable_gguf(tmp_path))
+
+    def members(smol_ctx: int = 1024) -> dict:
+        return {"smol": {"use_case": "chat", "model": SMOL, "context": smol_ctx},
+                "broken": {"use_case": "chat", "model": {"file": bad}, "context": 1024}}
+
+    # a first apply whose preloaded member cannot load: exit 1 at once, naming it, nothing left
     name, port = "e2e-group-bad", free_port()
     cleanup.append(name)
-    members = {"smol": {"use_case": "chat", "model": SMOL, "context": 1024},
-               "broken": {"use_case": "chat", "model": {"file": str(unstartable_gguf(tmp_path))}, "context": 1024}}
-    setup = group_file(tmp_path, name, port, members=members, policy={"preload": ["smol", "broken"]})
+    setup = group_file(tmp_path, name, port, members=members(), policy={"preload": ["smol", "broken"]})
     started = time.monotonic()
     result = cli("apply", str(setup))
     assert result.code == 1, result.out + result.err
-    assert "preloaded member(s) broken did not load" in result.err, result.err
-    assert "nothing was left running" in result.err
+    assert "preloaded member(s) broken did not load" in result.err and "nothing was left running" in result.err
     assert time.monotonic() - started < 120, "a failed member ends the wait at once, not after the health timeout"
     assert not (Path(os.environ["XDG_STATE_HOME"]) / "inferform" / name / "state.json").exists()
-    assert cli("status", "--json").out.strip() in ("[]", "")
+
+    # a serving group: a changed preloaded member is loaded again by apply (a reload alone starts nothing) ...
+    name, port = "e2e-group-back", free_port()
+    cleanup.append(name)
+    setup = group_file(tmp_path, name, port, members=members(), policy={"preload": ["smol"]})
+    assert cli("apply", str(setup)).code == 0
+    router = status_rows(cli)[0]["pid"]
+    group_file(tmp_path, name, port, members=members(2048), policy={"preload": ["smol"]})
+    changed = cli("apply", str(setup))
+    assert changed.code == 0, changed.err + changed.out
+    assert status_rows(cli)[0]["pid"] == router
+    rows = {m["member"]: m for m in status_rows(cli)[0]["members"]}
+    assert rows["smol"]["state"] == "loaded", rows
+    argv = Path(f"/proc/{rows['smol']['pid']}/cmdline").read_bytes().decode().split("\0")
+    assert argv[argv.index("--ctx-size") + 1] == "2048"
+    # ... and one whose newly preloaded member cannot load is rolled back: the previous configuration serves
+    group_file(tmp_path, name, port, members=members(2048), policy={"preload": ["smol", "broken"]})
+    failed = cli("apply", str(setup))
+    assert failed.code == 1 and "the previous configuration was brought back" in failed.err, failed.err
+    assert ask(port, "smol")
+    assert state_of(name)["plan"]["preload"] == ["smol"]

@@ -25,27 +25,26 @@ def show_dry_run(result: Plan, echo: Callable[[str], None]) -> None:
         for path in render_files(result, Path(tmp), "${INFERFORM_MODEL_DIR}"):
             echo(f"--- {path.name}\n{path.read_text()}")
     if not cloud:  # a cloud instance does not exist yet: there is nothing to check against
-        from inferform.apply.local import check_plan
-
-        clean, changes = check_plan(result)
-        echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
-             f"would change{'' if clean else ' (check mode stopped early)'}")
-        for line in changes:
-            echo(line)
+        _show_check(result, echo)
     echo(f"dry run: nothing applied (plan {plan_hash(result)})")
 
 
 def show_group_dry_run(group: GroupPlan, echo: Callable[[str], None]) -> None:
     """A group: the router's rendered files (the preset as planned), then Ansible's check+diff run."""
-    from inferform.apply.local import check_plan
     from inferform.render import render_group
 
     with tempfile.TemporaryDirectory() as tmp:
         for path in render_group(group, Path(tmp)):
             echo(f"--- {path.name}\n{path.read_text()}")
-    clean, changes = check_plan(group)
+    _show_check(group, echo)
+    echo(f"dry run: nothing applied (plan {plan_hash(group)})")
+
+
+def _show_check(plan: Plan | GroupPlan, echo: Callable[[str], None]) -> None:
+    from inferform.apply.local import check_plan
+
+    clean, changes = check_plan(plan)
     echo(f"--- ansible --check --diff: {len([c for c in changes if c.startswith('~')])} task(s) "
          f"would change{'' if clean else ' (check mode stopped early)'}")
     for line in changes:
         echo(line)
-    echo(f"dry run: nothing applied (plan {plan_hash(group)})")
