@@ -145,7 +145,9 @@ def models(as_json: JsonOpt = False,
 @app.command()
 def plan(setup: SetupArg, as_json: JsonOpt = False,
          offline: Annotated[bool, typer.Option("--offline", help="Cloud prices from the catalog snapshot only "
-                                                                 "(also INFERFORM_OFFLINE=1).")] = False) -> None:
+                                                                 "(also INFERFORM_OFFLINE=1).")] = False,
+         member: Annotated[str | None, typer.Option("--member", help="A group's member: its whole plan.")] = None,
+         ) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
     from inferform.pipeline import plan_setup
     from inferform.setup.group import is_group
@@ -156,8 +158,19 @@ def plan(setup: SetupArg, as_json: JsonOpt = False,
         from inferform.views.group import show_group_plan
 
         _, group = plan_group_setup(setup)
-        emit(group, as_json, lambda out: show_group_plan(group, out))
+        if member is None:
+            emit(group, as_json, lambda out: show_group_plan(group, out))
+            return
+        from inferform.views.plan import show_plan
+
+        found = next((m.plan for m in group.members if m.name == member), None)
+        if found is None:
+            raise InferformError.single(f"{group.setup} has no member named {member!r}", file=setup,
+                                        hint=f"--member one of: {', '.join(m.name for m in group.members)}")
+        emit(found, as_json, lambda out: show_plan(found, out))
         return
+    if member is not None:
+        raise InferformError.single("--member goes with a group file", file=setup, hint=f"inferform plan {setup}")
     from inferform.views.plan import show_plan
 
     _, result = plan_setup(setup, offline=offline)
@@ -209,7 +222,7 @@ def apply(setup: SetupArg,
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
     from inferform.pipeline import plan_setup
     from inferform.setup.group import is_group
-    from inferform.state import check_owner, read_state, refuse_elsewhere
+    from inferform.state import check_kind, check_owner, read_state, refuse_elsewhere
     from inferform.views.plan_diff import diff_lines
 
     if is_group(setup):
@@ -218,6 +231,7 @@ def apply(setup: SetupArg,
     spec, result = plan_setup(setup)
     previous = read_state(spec.name)
     check_owner(previous, setup)
+    check_kind(previous, group=False)
     lines = diff_lines(previous.plan if previous else None, result.model_dump(mode="json"))
     for line in lines:
         typer.echo(line)
@@ -252,12 +266,13 @@ def _apply_group(setup: str, dry_run: bool) -> None:
     """A group: the member diff (which members restart), then the router under the service role."""
     from inferform.apply.group import apply_group
     from inferform.pipeline import plan_group_setup
-    from inferform.state import check_owner, read_state
+    from inferform.state import check_kind, check_owner, read_state
     from inferform.views.plan_diff import group_diff_lines
 
     _, group = plan_group_setup(setup)
     previous = read_state(group.setup)
     check_owner(previous, setup)
+    check_kind(previous, group=True)
     for line in group_diff_lines(previous.plan if previous else None, group):
         typer.echo(line)
     if dry_run:
@@ -301,9 +316,12 @@ def destroy(setup: SetupArg,
         name = load_group(setup).group.name
         check_owner(read_state(name), setup)
         progress, on_event = _progress()
+        shared: list[str] = []
         with progress:
-            done = destroy_setup(name, on_event=on_event)
+            done = destroy_setup(name, on_event=on_event, purge=purge, kept_for=shared)
         typer.echo(f"destroyed {name}: the router and its members are gone" if done else f"nothing applied for {name}")
+        if shared:
+            typer.echo(f"model files were kept: {', '.join(shared)} serve{'s' if len(shared) == 1 else ''} them")
         return
     from inferform.setup.spec import load_setup
 

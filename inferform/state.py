@@ -90,6 +90,17 @@ def refuse_elsewhere(name: str, was: str, now: str) -> NoReturn:
                                 "keep running unrecorded", hint=f"run `inferform destroy` for {name} first, then apply")
 
 
+def check_kind(state: AppliedState | None, group: bool) -> None:
+    """A name applied as one setup cannot be re-applied as a group (or the reverse) in place: destroy first."""
+    if state is None or (state.plan.get("kind") == "group") == group:
+        return
+    was, now = ("one setup", "a group") if group else ("a group", "one setup")
+    raise InferformError.single(f"{state.setup} is applied as {was}, and {state.setup_file} now describes "
+                                f"{now} of that name", file=state.setup_file,
+                                hint=f"run `inferform destroy` for {state.setup} first (with the file as it was "
+                                     "applied), then apply")
+
+
 def check_owner(state: AppliedState | None, setup_file: str) -> None:
     """Refuse to act on an applied setup from another file that happens to carry the same `name:`.
 

@@ -228,3 +228,83 @@ def test_bench_measures_a_group_one_member_at_a_time(write):
 def test_a_member_too_big_for_the_machine_exits_2_with_its_name(cli, write):
     result = cli("plan", write(group(two(32768, 2048)[len(group("")):], ram=0.4)))
     assert result.code == 2 and "member 'a'" in result.err, result.err
+
+
+def _gpu_group(gpus: str, ram: float, ctx: int, model: str = "qwen3-8b") -> str:
+    members = "".join(f"""  {n}:
+    use_case: chat
+    model: {{id: {model}, quant: Q4_K_M}}
+    context: {ctx}
+""" for n in ("a", "b", "c"))
+    return f"""name: gpus
+target:
+  kind: local
+  hardware: {{gpus: [{gpus}], cpu: {{cores: 8}}, ram_gib: {ram}}}
+models:
+{members}"""
+
+
+def _largest_k(dims: list[list[int]], caps: list[int], fixed: list[int]) -> int:
+    """From the plan's own figures: the most members whose biggest-k sums fit every dimension."""
+    k = 0
+    while k < len(dims[0]) and all(sum(sorted(d, reverse=True)[:k + 1]) + f <= c
+                                   for d, c, f in zip(dims, caps, fixed, strict=True)):
+        k += 1
+    return k
+
+
+def test_each_gpu_is_its_own_budget(cli, write):
+    result = cli("plan", write(_gpu_group("{name: RTX 4090, count: 2}", 64, 8192, "qwen3-32b")), "--json")
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    r, members = plan["residency"], plan["members"]
+    assert len(r["gpu_budget_bytes"]) == 2 and len(r["worst_case_gpu_bytes"]) == 2
+    for m in members:
+        assert len(m["gpu_bytes"]) == 2 and sum(m["gpu_bytes"]) == m["plan"]["memory"]["gpu"]["total_bytes"]
+    dims = [[m["gpu_bytes"][0] for m in members], [m["gpu_bytes"][1] for m in members],
+            [m["host_bytes"] for m in members]]
+    caps = [*r["gpu_budget_bytes"], r["host_budget_bytes"]]
+    assert r["max_loaded"] == _largest_k(dims, caps, [0, 0, r["router_bytes"]]) == 2
+    assert r["not_fitting"] == [["a", "b", "c"]]
+
+
+def test_apple_unified_memory_counts_gpu_and_host_together(cli, write):
+    result = cli("plan", write(_gpu_group("{name: M1 Max}", 64, 8192, "qwen3-32b")), "--json")
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    r, members = plan["residency"], plan["members"]
+    assert r["unified"] is True and len(r["gpu_budget_bytes"]) == 1
+    dims = [[m["gpu_bytes"][0] for m in members], [m["gpu_bytes"][0] + m["host_bytes"] for m in members]]
+    caps = [r["gpu_budget_bytes"][0], r["host_budget_bytes"]]
+    assert r["max_loaded"] == _largest_k(dims, caps, [0, r["router_bytes"]]) == 2
+
+
+def test_plan_member_shows_that_members_whole_plan(cli):
+    group = ROOT / "setups" / "two-small.yaml"
+    whole = json.loads(cli("plan", str(group), "--json").out)
+    one = cli("plan", str(group), "--member", "gemma", "--json")
+    assert one.code == 0, one.err
+    assert json.loads(one.out) == whole["members"][1]["plan"]
+    assert "gemma-3-270m-it" in cli("plan", str(group), "--member", "gemma").out
+    missing = cli("plan", str(group), "--member", "nope")
+    assert missing.code == 2 and "--member one of: smol, gemma" in missing.err
+    assert cli("plan", str(ROOT / "setups" / "demo.yaml"), "--member", "x").code == 2
+
+
+def test_a_name_applied_as_one_setup_is_not_reapplied_as_a_group(cli, write):
+    import datetime as dt
+
+    from inferform.state import AppliedState, write_state
+
+    path = write(two(), "mix.yaml")
+    write_state(AppliedState(setup="mix", setup_file=path, plan_hash="0" * 16, applied_at=dt.datetime.now(dt.UTC),
+                             endpoint="http://127.0.0.1:1/v1", engine="llama.cpp", plan={"model": {"file": "x"}}))
+    result = cli("apply", path)
+    assert result.code == 2 and "applied as one setup" in result.err and "destroy" in result.err, result.err
+
+
+def test_max_loaded_beyond_the_member_count_is_the_member_count(cli, write):
+    result = cli("plan", write(two(policy="policy:\n  max_loaded: 5\n")), "--json")
+    assert result.code == 0, result.err
+    r = json.loads(result.out)["residency"]
+    assert r["max_loaded"] == 2 and r["decided_by"] == "policy"

@@ -89,6 +89,13 @@ def test_purge_keeps_a_model_file_another_applied_setup_serves() -> None:
     assert shared_with(a, stored_model(a)) == ["sb"]
     alone = _applied("sd", "hf://org/other/x.gguf")
     assert shared_with(alone, stored_model(alone)) == []
+    group = AppliedState(setup="gr", setup_file="/x/gr.yaml", plan_hash="0" * 16, applied_at=dt.datetime.now(dt.UTC),
+                         endpoint="http://127.0.0.1:1/v1", engine="llama.cpp",
+                         plan={"kind": "group", "members": [
+                             {"name": "m", "plan": {"model": {"file": "hf://org/other/x.gguf", "sha256": None}}}]})
+    write_state(group)
+    assert shared_with(alone, stored_model(alone)) == ["gr"], "a group's member reads it too"
+    assert shared_with(group, stored_model(alone)) == ["sd"]
 
 
 # --- 3. setup files: regular, small, no aliases; only valid ones cached ------------------------------------------

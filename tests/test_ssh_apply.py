@@ -403,9 +403,12 @@ def test_a_group_over_ssh_serves_both_members_from_the_remote_model_dir(tmp_path
     assert client.chat.completions.create(model="smol", max_tokens=4,
                                           messages=[{"role": "user", "content": "hi"}]).model == "smol"
     front = int((remote_state / "server.pid").read_text())
-    gone = cli("destroy", str(path))
+    models = remote / "cache" / "inferform" / "models"
+    assert list(models.glob("*.gguf"))
+    gone = cli("destroy", str(path), "--purge")
     assert gone.code == 0, gone.err
     deadline = time.monotonic() + 15
     while alive(front) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not alive(front) and not port_open(serve_port)
+    assert not list(models.glob("*.gguf")), "--purge removes the members' model files on the target"

@@ -143,14 +143,27 @@ def apply_group(group: GroupPlan, setup_file: str, *, on_event: Callable[[dict],
         return state, result.changed
 
 
-def destroy_group(state: AppliedState, on_event: Callable[[dict], None] | None = None) -> None:
-    """Stop the router (its children stop with it) and remove what the service role placed; models stay."""
+def destroy_group(state: AppliedState, on_event: Callable[[dict], None] | None = None, *, purge: bool = False,
+                  kept_for: list[str] | None = None) -> None:
+    """Stop the router (its children stop with it) and remove what the service role placed. The members' model
+    files are caches and stay; with `purge` each goes too unless another applied setup or group reads it (their
+    names are appended to `kept_for`)."""
+    from inferform.apply.local import shared_with
     from inferform.apply.runner import playbook_path, run_playbook
 
     group = GroupPlan.model_validate(state.plan)
     connection = from_state(state)
     render_dir = Path(state.render_dir) if state.render_dir else setup_dir(state.setup)
     variables = group_extravars(group, render_dir, state="absent", connection=connection)
+    if purge:
+        files = []
+        for filename in sorted({m["filename"] for m in variables["inferform_group_models"]}):
+            users = shared_with(state, filename)
+            if kept_for is not None:
+                kept_for.extend(u for u in users if u not in kept_for)
+            if not users:
+                files.append(f"{variables['inferform_model_dir']}/{filename}")
+        variables["inferform_destroy_model_files"] = files
     result = run_playbook(playbook_path("destroy"), variables, inventory(state.setup, connection), on_event=on_event,
                           run_record=run_record(state.setup))
     if result.rc != 0:

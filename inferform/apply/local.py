@@ -307,15 +307,23 @@ def stored_model(state: AppliedState) -> str:
     return model_filename(str(model.get("file", "")), model.get("sha256"))
 
 
+def stored_models(state: AppliedState) -> set[str]:
+    """Every model file name an applied setup reads: one, or each member's for a group."""
+    if state.plan.get("kind") == "group":
+        return {model_filename(str(m["plan"]["model"].get("file", "")), m["plan"]["model"].get("sha256"))
+                for m in state.plan.get("members", [])}
+    return {stored_model(state)}
+
+
 def shared_with(state: AppliedState, filename: str) -> list[str]:
-    """The other applied setups on the same host whose server reads the same stored model file: a purge leaves
-    the file to them."""
+    """The other applied setups (and groups) on the same host whose server reads the same stored model file: a
+    purge leaves the file to them."""
     from inferform.state import all_states
 
     here = from_state(state).where()
     return [other.setup for other in all_states()
             if other.setup != state.setup and other.target != "aws" and from_state(other).where() == here
-            and stored_model(other) == filename]
+            and filename in stored_models(other)]
 
 
 def _destroy_one(state: AppliedState, on_event: Callable[[dict], None] | None, purge: bool,
@@ -350,7 +358,7 @@ def destroy_setup(name: str, *, on_event: Callable[[dict], None] | None = None, 
         if state.plan.get("kind") == "group":  # a router: its members' models are caches and stay
             from inferform.apply.group import destroy_group
 
-            destroy_group(state, on_event)
+            destroy_group(state, on_event, purge=purge, kept_for=kept_for)
         else:
             _destroy_one(state, on_event, purge, kept_for)
         keep = {"api-key", "known_hosts"} if not purge else set()

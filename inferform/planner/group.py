@@ -127,6 +127,8 @@ def plan_group(loaded: LoadedGroup, hw: HardwareProfile, member_plans: dict[str,
             + _shortfall(names, rows, biggest, limits, fixed, labels), file=loaded.located.file,
             hint="give that member a smaller context or quant (overrides), or remove it from the group")
     wanted = group.policy.max_loaded
+    if isinstance(wanted, int):
+        wanted = min(wanted, len(members))  # more than there are members changes nothing
     if isinstance(wanted, int) and wanted > proven:
         worst = _worst(rows, proven + 1, limits, fixed)
         line, col = loaded.located.where(("policy", "max_loaded"))
