@@ -122,16 +122,34 @@ def plan_group_setup(group_path: str) -> "tuple[Any, Any]":
     loaded = load_group(group_path)
     first = loaded.members[0]
     hw = resolve_hardware(first.setup, loaded.located, detect)
-    plans = {}
+    ggufs = {}
     for m in loaded.members:
         path = local_gguf(m.setup.model.file if m.setup.model else None, m.file)
-        gguf = read_gguf(path) if path else None
+        ggufs[m.name] = read_gguf(path) if path else None
+
+    def planned(m, on) -> "Plan":
         try:
-            plans[m.name] = _key_path_resolved(make_plan(m.setup, hw, gguf), group_path)
+            return _key_path_resolved(make_plan(m.setup, on, ggufs[m.name]), group_path)
         except InferformError as exc:
             raise InferformError([p._replace(message=f"member {m.name!r}: {p.message}") for p in exc.problems],
                                  exc.exit_code) from None
-    return loaded, plan_group(loaded, hw, plans)
+
+    plans = {m.name: planned(m, hw) for m in loaded.members}
+    shared: dict[str, float] = {}  # member → its generation tok/s when planned alone
+    wanted = loaded.group.policy.max_loaded
+    from inferform.planner.group import over_share, proven, shared_hardware
+
+    n = min(wanted, len(loaded.members)) if isinstance(wanted, int) else 0
+    if n > 1 and proven(hw, list(plans.values())) < n:
+        # an explicit max_loaded that the members planned alone cannot meet: those whose size the planner chose
+        # (auto context) and that take more than their share are planned again within it; pinned ones stay
+        share = shared_hardware(hw, n)
+        for m in loaded.members:
+            auto = m.setup.context == "auto" and m.setup.overrides.n_ctx is None
+            if auto and over_share(plans[m.name], share):
+                shared[m.name] = plans[m.name].speed.generate_tps
+                plans[m.name] = planned(m, share)
+    return loaded, plan_group(loaded, hw, plans, shared)
 
 
 def deployment_name(path: str) -> str:

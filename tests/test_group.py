@@ -308,3 +308,37 @@ def test_max_loaded_beyond_the_member_count_is_the_member_count(cli, write):
     assert result.code == 0, result.err
     r = json.loads(result.out)["residency"]
     assert r["max_loaded"] == 2 and r["decided_by"] == "policy"
+
+
+def _two_8b(policy: str, coder_context: str = "") -> str:
+    return f"""name: share
+target:
+  kind: local
+  hardware: {{gpus: [{{name: RTX 4060}}], cpu: {{cores: 8}}, ram_gib: 32}}
+models:
+  coder:
+    use_case: coding
+    model: {{id: qwen3-8b}}
+{coder_context}  chat:
+    use_case: chat
+    model: {{id: qwen3-8b}}
+{policy}"""
+
+
+def test_an_explicit_max_loaded_plans_auto_members_in_their_share(cli, write):
+    alone = json.loads(cli("plan", write(_two_8b(""), "a.yaml"), "--json").out)
+    assert alone["residency"]["max_loaded"] == 1, "planned alone, the two 8B members do not fit an 8 GB card together"
+    result = cli("plan", write(_two_8b("policy: {max_loaded: 2}\n"), "b.yaml"), "--json")
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    r = plan["residency"]
+    assert r["max_loaded"] == r["proven_max"] == 2 and r["decided_by"] == "policy"
+    for before, after in zip(alone["members"], plan["members"], strict=True):
+        assert after["gpu_bytes"][0] <= r["gpu_budget_bytes"][0] // 2
+        assert after["plan"]["speed"]["generate_tps"] <= before["plan"]["speed"]["generate_tps"]
+    assert any("planned in 1/2 of the memory" in line and "tok/s" in line for line in plan["explanations"])
+
+
+def test_a_pinned_member_is_not_shrunk_for_max_loaded(cli, write):
+    result = cli("plan", write(_two_8b("policy: {max_loaded: 2}\n", "    context: 32768\n")))
+    assert result.code == 2 and "only 1" in result.err, result.err

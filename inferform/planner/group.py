@@ -14,6 +14,7 @@ from inferform.engines import router_preset
 from inferform.errors import InferformError
 from inferform.hardware.profile import HardwareProfile
 from inferform.plan import EngineOut, GroupPlan, MemberOut, Plan, ResidencyOut
+from inferform.planner import presets
 from inferform.planner.search import budgets
 from inferform.setup.group import LoadedGroup
 from inferform.units import gib
@@ -93,7 +94,59 @@ def _shortfall(names: list[str], rows: list[list[int]], chosen: tuple[int, ...],
     return "; ".join(parts)
 
 
-def plan_group(loaded: LoadedGroup, hw: HardwareProfile, member_plans: dict[str, Plan]) -> GroupPlan:
+def _host_ram_for(budget: int) -> int:
+    """The RAM whose host budget (presets.reserve) is `budget`: the inverse of Reserve.host_budget."""
+    reserve = presets.reserve()
+    over = int((budget + reserve.host_bytes) / (1 - reserve.host_fraction)) + 1
+    return over if reserve.host_budget(over) >= budget and int(over * 0.5) <= budget else 2 * budget
+
+
+def shared_hardware(hw: HardwareProfile, n: int) -> HardwareProfile:
+    """The machine as one of `n` members loaded together sees it: 1/n of every budget, the router and one child
+    process counted. A member planned on it fits beside any n - 1 others planned the same way."""
+    mem = router_preset.memory()
+    router, child = int(mem["router_rss_bytes"]), int(mem["child_process_bytes"])
+    gpu_caps, host_cap, unified = _caps(hw)
+    reserve = presets.reserve()
+    host_share = max((host_cap - router) // n - child, 0)
+    gpus = []
+    for g, cap in zip(hw.gpus, gpu_caps, strict=True):
+        share = cap // n
+        if unified:
+            gpus.append(g.model_copy(update={"working_set_bytes": max(share, 1)}))
+        else:
+            gpus.append(g.model_copy(update={"free_vram_bytes": share + reserve.gpu_bytes}))
+    note = f"one of {n} members loaded together: 1/{n} of the memory budgets"
+    return hw.model_copy(update={"ram_bytes": max(_host_ram_for(host_share), 1), "gpus": gpus,
+                                 "notes": [*hw.notes, note]})
+
+
+def proven(hw: HardwareProfile, plans: list[Plan]) -> int:
+    """How many of these member plans are sure to fit together (the proof plan_group makes)."""
+    child = int(router_preset.memory()["child_process_bytes"])
+    gpu_caps, host_cap, unified = _caps(hw)
+    limits = [gpu_caps[0], host_cap] if unified else [*gpu_caps, host_cap]
+    rows = []
+    for p in plans:
+        gpu = p.memory.per_gpu_bytes or ([p.memory.gpu.total_bytes] if hw.gpus else [])
+        host = p.memory.host.total_bytes + child
+        rows.append([gpu[0], gpu[0] + host] if unified else [*gpu, host])
+    fixed = [0] * (len(limits) - 1) + [int(router_preset.memory()["router_rss_bytes"])]
+    return _proven_max(rows, limits, fixed)
+
+
+def over_share(plan: Plan, shared: HardwareProfile) -> bool:
+    """Whether a member planned alone needs more than its share of some budget."""
+    gpu_caps, host_cap, unified = _caps(shared)
+    gpu = plan.memory.per_gpu_bytes or ([plan.memory.gpu.total_bytes] if shared.gpus else [])
+    if unified:
+        return gpu[0] > gpu_caps[0] or gpu[0] + plan.memory.host.total_bytes > host_cap
+    return plan.memory.host.total_bytes > host_cap or any(u > c for u, c in zip(gpu, gpu_caps, strict=False))
+
+
+def plan_group(loaded: LoadedGroup, hw: HardwareProfile, member_plans: dict[str, Plan],
+               shared: dict[str, float] | None = None) -> GroupPlan:
+    """`shared`: members planned within 1/max_loaded of the memory, with their tok/s when planned alone."""
     """The group plan from each member's own plan (planned on the group's target, as if alone)."""
     group = loaded.group
     mem = router_preset.memory()
@@ -160,11 +213,19 @@ def plan_group(loaded: LoadedGroup, hw: HardwareProfile, member_plans: dict[str,
                      engine=EngineOut(name="llama.cpp", argv=argv), members=members, residency=residency,
                      preload=[n for n in names if n in preload], sleep_idle_seconds=sleep,
                      preset=router_preset.render(sections),
-                     explanations=_explain(names, residency, labels, len(members), sleep))
+                     explanations=_explain(residency, labels, len(members), sleep,
+                                           {n: (t, member_plans[n].speed.generate_tps)
+                                            for n, t in (shared or {}).items()}))
 
 
-def _explain(names: list[str], r: ResidencyOut, labels: list[str], n: int, sleep: int | None) -> list[str]:
+def _explain(r: ResidencyOut, labels: list[str], n: int, sleep: int | None,
+             shared: dict[str, tuple[float, float]]) -> list[str]:
     lines = []
+    if shared:
+        speeds = ", ".join(f"{m} {alone:.1f} → {now:.1f} tok/s" for m, (alone, now) in shared.items())
+        lines.append(f"planned in 1/{r.max_loaded} of the memory each, so that policy.max_loaded {r.max_loaded} "
+                     f"fit together (planned alone they would not): {speeds}; `max_loaded: auto` keeps each at "
+                     "full size and swaps them instead (`plan --member NAME` shows each)")
     if r.max_loaded >= n:
         lines.append(f"all {n} members fit in memory together (worst case {', '.join(r.worst_case)}: "
                      f"host {gib(r.worst_case_host_bytes)} of {gib(r.host_budget_bytes)}), so none is evicted")
