@@ -19,9 +19,15 @@ if TYPE_CHECKING:
 
 def checked(setup_path: str):
     """The setup, loaded and checked against the catalogs, with where each value sits in the file."""
+    from inferform.setup.group import is_group
     from inferform.setup.references import check_references
     from inferform.setup.spec import load_setup_located
 
+    if is_group(setup_path):
+        raise InferformError.single("is a group file (several setups behind one router); this command takes one "
+                                    "setup", file=setup_path,
+                                    hint=f"give one member's setup file, or see a member with `inferform plan "
+                                         f"{setup_path} --member NAME`")
     spec, located = load_setup_located(setup_path)
     check_references(spec, located)
     return spec, located

@@ -342,3 +342,10 @@ def test_an_explicit_max_loaded_plans_auto_members_in_their_share(cli, write):
 def test_a_pinned_member_is_not_shrunk_for_max_loaded(cli, write):
     result = cli("plan", write(_two_8b("policy: {max_loaded: 2}\n", "    context: 32768\n")))
     assert result.code == 2 and "only 1" in result.err, result.err
+
+
+def test_commands_that_take_one_setup_say_so_for_a_group(cli):
+    group = str(ROOT / "setups" / "two-small.yaml")
+    for args in (("models", "--fits", group), ("hardware", group)):
+        result = cli(*args)
+        assert result.code == 2 and "is a group file" in result.err and "--member" in result.err, result.err
