@@ -109,7 +109,7 @@ def apply_group(group: GroupPlan, setup_file: str, *, on_event: Callable[[dict],
     """Apply under the group's lock; returns the new state and how many tasks changed something."""
     from inferform.apply.local import _clean_up
 
-    connection = connection or from_plan(group)  # type: ignore[arg-type]
+    connection = connection or from_plan(group)
     with setup_lock(group.setup):
         previous = read_state(group.setup)
         if previous is not None:
@@ -135,7 +135,7 @@ def apply_group(group: GroupPlan, setup_file: str, *, on_event: Callable[[dict],
         pid = str(result.artifacts.get("inferform_service_pid") or "")
         state = AppliedState(
             setup=group.setup, setup_file=str(Path(setup_file).resolve()), plan_hash=plan_hash(group),
-            applied_at=dt.datetime.now(dt.UTC), endpoint=endpoint(group, connection),  # type: ignore[arg-type]
+            applied_at=dt.datetime.now(dt.UTC), endpoint=endpoint(group, connection),
             engine="llama.cpp", pid=int(pid) if pid.isdigit() else None,
             api_key_file=str(key_file) if key_file else None, **state_fields(connection),
             plan=group.model_dump(mode="json"), render_dir=str(out))

@@ -89,7 +89,7 @@ def inventory(name: str, connection: Connection) -> str:
     return connection.inventory(known_hosts=setup_dir(name) / "known_hosts" if connection.is_ssh else None)
 
 
-def endpoint(plan: Plan, connection: Connection) -> str:
+def endpoint(plan: Plan | GroupPlan, connection: Connection) -> str:
     """The URL clients use: a server bound to every address of a remote host is reached by that host's name."""
     host = plan.serve.host
     if connection.is_ssh and host in ("0.0.0.0", "::"):
