@@ -121,24 +121,30 @@ def shared_hardware(hw: HardwareProfile, n: int) -> HardwareProfile:
                                  "notes": [*hw.notes, note]})
 
 
+def _gpu_bytes(plan: Plan, hw: HardwareProfile) -> list[int]:
+    return plan.memory.per_gpu_bytes or ([plan.memory.gpu.total_bytes] if hw.gpus else [])
+
+
+def _limits(hw: HardwareProfile) -> tuple[list[int], list[int]]:
+    """Every checked dimension's budget, and what is in it before any member (the router, in host RAM)."""
+    gpu_caps, host_cap, unified = _caps(hw)
+    limits = [gpu_caps[0], host_cap] if unified else [*gpu_caps, host_cap]
+    return limits, [0] * (len(limits) - 1) + [int(router_preset.memory()["router_rss_bytes"])]
+
+
 def proven(hw: HardwareProfile, plans: list[Plan]) -> int:
     """How many of these member plans are sure to fit together (the proof plan_group makes)."""
     child = int(router_preset.memory()["child_process_bytes"])
-    gpu_caps, host_cap, unified = _caps(hw)
-    limits = [gpu_caps[0], host_cap] if unified else [*gpu_caps, host_cap]
-    rows = []
-    for p in plans:
-        gpu = p.memory.per_gpu_bytes or ([p.memory.gpu.total_bytes] if hw.gpus else [])
-        host = p.memory.host.total_bytes + child
-        rows.append([gpu[0], gpu[0] + host] if unified else [*gpu, host])
-    fixed = [0] * (len(limits) - 1) + [int(router_preset.memory()["router_rss_bytes"])]
-    return _proven_max(rows, limits, fixed)
+    members = [MemberOut(name=str(i), plan=p, preset={}, gpu_bytes=_gpu_bytes(p, hw),
+                         host_bytes=p.memory.host.total_bytes + child) for i, p in enumerate(plans)]
+    limits, fixed = _limits(hw)
+    return _proven_max(_needs(members, _caps(hw)[2]), limits, fixed)
 
 
 def over_share(plan: Plan, shared: HardwareProfile) -> bool:
     """Whether a member planned alone needs more than its share of some budget."""
     gpu_caps, host_cap, unified = _caps(shared)
-    gpu = plan.memory.per_gpu_bytes or ([plan.memory.gpu.total_bytes] if shared.gpus else [])
+    gpu = _gpu_bytes(plan, shared)
     if unified:
         return gpu[0] > gpu_caps[0] or gpu[0] + plan.memory.host.total_bytes > host_cap
     return plan.memory.host.total_bytes > host_cap or any(u > c for u, c in zip(gpu, gpu_caps, strict=False))
@@ -146,8 +152,8 @@ def over_share(plan: Plan, shared: HardwareProfile) -> bool:
 
 def plan_group(loaded: LoadedGroup, hw: HardwareProfile, member_plans: dict[str, Plan],
                shared: dict[str, float] | None = None) -> GroupPlan:
-    """`shared`: members planned within 1/max_loaded of the memory, with their tok/s when planned alone."""
-    """The group plan from each member's own plan (planned on the group's target, as if alone)."""
+    """The group plan from each member's own plan, planned on the group's target as if alone, or (`shared`: member
+    → its tok/s planned alone) within 1/max_loaded of the memory."""
     group = loaded.group
     mem = router_preset.memory()
     router_bytes, child_bytes = int(mem["router_rss_bytes"]), int(mem["child_process_bytes"])
@@ -163,12 +169,10 @@ def plan_group(loaded: LoadedGroup, hw: HardwareProfile, member_plans: dict[str,
         if m.name in preload:
             section["load-on-startup"] = "true"
         sections[m.name] = section
-        gpu = plan.memory.per_gpu_bytes or ([plan.memory.gpu.total_bytes] if hw.gpus else [])
-        members.append(MemberOut(name=m.name, plan=plan, preset=section, gpu_bytes=gpu,
+        members.append(MemberOut(name=m.name, plan=plan, preset=section, gpu_bytes=_gpu_bytes(plan, hw),
                                  host_bytes=plan.memory.host.total_bytes + child_bytes))
     gpu_caps, host_cap, unified = _caps(hw)
-    limits = [gpu_caps[0], host_cap] if unified else [*gpu_caps, host_cap]
-    fixed = [0] * (len(limits) - 1) + [router_bytes]
+    limits, fixed = _limits(hw)
     rows = _needs(members, unified)
     names = [m.name for m in members]
     labels = _dims(len(gpu_caps), unified)
