@@ -240,7 +240,10 @@ def test_group_evicts_idle_never_busy_and_asks_for_the_key(cli, tmp_path: Path, 
 
     busy = threading.Thread(target=long_answer)
     busy.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while not streamed and not errors and time.monotonic() < deadline:  # smol is answering: busy
+        time.sleep(0.05)
+    assert streamed and busy.is_alive(), "smol must be mid-answer when gemma is asked for"
     assert ask(port, "gemma", key)
     busy.join(120)
     assert not errors and len("".join(streamed)) > 0, errors
