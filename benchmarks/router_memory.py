@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.server_run import free_port
+from inferform.apply.group_status import children_by_alias
+from inferform.apply.status import rss_bytes
 from inferform.dirs import cache_dir, engine_home
 from inferform.engines.llama_log import parse
 from inferform.engines.registry import PINNED
@@ -31,28 +33,6 @@ from inferform.units import MIB
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = ROOT / "setups" / "two-small.yaml"
 TOLERANCE = 0.05
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _children(parent: int) -> dict[str, int]:
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != parent:
-                    continue
-                args = (proc / "cmdline").read_bytes().decode().split("\0")
-            except (OSError, ValueError):
-                continue
-            if "--alias" in args:
-                found[args[args.index("--alias") + 1]] = int(proc.name)
-    return found
 
 
 def _ask(port: int, model: str, words: int) -> None:
@@ -88,10 +68,10 @@ def main() -> bool:
         time.sleep(2)
         for m in group.members:
             _ask(port, m.name, int(m.plan.context.n_ctx * 0.35))  # ~0.7 tokens of context per "hello world "
-        kids = _children(router.pid)
+        kids = children_by_alias(router.pid)
         text = (folder / "router.log").read_text(errors="replace")
         print(f"router memory ({GROUP.name}, --models-max {group.residency.max_loaded}):")
-        router_rss = _rss(router.pid)
+        router_rss = rss_bytes(router.pid)
         total = router_rss
         print(f"  router RSS {router_rss / MIB:.1f} MiB (planned {group.residency.router_bytes / MIB:.1f})")
         for m in group.members:
@@ -101,7 +81,7 @@ def main() -> bool:
             logged = parse("\n".join(line for line in text.splitlines() if line.startswith(f"[{child_port}]")))
             side = logged.side(False)
             host = m.plan.memory.host
-            rss = _rss(pid)
+            rss = rss_bytes(pid)
             total += rss
             beyond = rss - (host.total_bytes - host.checkpoint_bytes)
             print(f"  {m.name}: RSS {rss / MIB:.1f} MiB, planned host {host.total_bytes / MIB:.1f} MiB "

@@ -61,7 +61,7 @@ def _root(ctx: typer.Context,
 def validate(setup: SetupArg, as_json: JsonOpt = False) -> None:
     """Check a setup against the schema and the catalogs; print "ok" or exactly what is wrong."""
     from inferform.pipeline import checked
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
 
     if is_group(setup):
         from inferform.setup.group import load_group
@@ -150,7 +150,7 @@ def plan(setup: SetupArg, as_json: JsonOpt = False,
          ) -> None:
     """Plan a setup: model file and quant, placement, context, KV cache, batches, memory and speed, and why."""
     from inferform.pipeline import plan_setup
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
     from inferform.views.output import emit
 
     if is_group(setup):
@@ -163,7 +163,7 @@ def plan(setup: SetupArg, as_json: JsonOpt = False,
             return
         from inferform.views.plan import show_plan
 
-        found = next((m.plan for m in group.members if m.name == member), None)
+        found = group.member(member)
         if found is None:
             raise InferformError.single(f"{group.setup} has no member named {member!r}", file=setup,
                                         hint=f"--member one of: {', '.join(m.name for m in group.members)}")
@@ -184,7 +184,7 @@ def render(setup: SetupArg,
     """Write the llama-server launch script, env file, systemd unit and plan.json for a setup."""
     from pathlib import Path
 
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
 
     if is_group(setup):
         from inferform.pipeline import plan_group_setup
@@ -221,7 +221,7 @@ def apply(setup: SetupArg,
                                                                   "change nothing.")] = False) -> None:
     """Make a setup real: build the engine, fetch the model, run the server, wait until it is healthy."""
     from inferform.pipeline import plan_setup
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
     from inferform.state import check_kind, check_owner, read_state, refuse_elsewhere
     from inferform.views.plan_diff import diff_lines
 
@@ -306,30 +306,24 @@ def _apply_cloud(result, setup: str) -> None:
 def destroy(setup: SetupArg,
             purge: Annotated[bool, typer.Option(help="Also delete the downloaded model file.")] = False) -> None:
     """Stop what apply started and remove what it created (shared caches stay unless --purge)."""
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
     from inferform.state import check_owner, read_state
 
-    if is_group(setup):
-        from inferform.apply.local import destroy_setup
+    group = is_group(setup)
+    if group:  # a router and its members, on a local or ssh target
         from inferform.setup.group import load_group
 
-        name = load_group(setup).group.name
-        check_owner(read_state(name), setup)
-        progress, on_event = _progress()
-        shared: list[str] = []
-        with progress:
-            done = destroy_setup(name, on_event=on_event, purge=purge, kept_for=shared)
-        typer.echo(f"destroyed {name}: the router and its members are gone" if done else f"nothing applied for {name}")
-        if shared:
-            typer.echo(f"model files were kept: {', '.join(shared)} serve{'s' if len(shared) == 1 else ''} them")
-        return
-    from inferform.setup.spec import load_setup
+        name, cloud = load_group(setup).group.name, False
+        state = read_state(name)
+    else:
+        from inferform.setup.spec import load_setup
 
-    spec = load_setup(setup)
-    name, state = spec.name, read_state(spec.name)
+        spec = load_setup(setup)
+        name, state = spec.name, read_state(spec.name)
+        # what was applied decides; with no state (a failed `pulumi up` leaves a stack), the setup file does
+        cloud = (state.target == "aws") if state else spec.target.is_cloud
     check_owner(state, setup)
-    # what was applied decides; with no state (a failed `pulumi up` leaves a stack), the setup file does
-    if (state.target == "aws") if state else spec.target.is_cloud:
+    if cloud:
         from inferform.apply.cloud.run import destroy_cloud
 
         progress, on_event = _progress()
@@ -344,9 +338,12 @@ def destroy(setup: SetupArg,
     kept_for: list[str] = []
     with progress:
         done = destroy_setup(name, on_event=on_event, purge=purge, kept_for=kept_for)
-    typer.echo(f"destroyed {name}" if done else f"nothing applied for {name}")
+    gone, kept = (": the router and its members are gone", "model files were kept") if group else \
+        ("", "the model file was kept")
+    typer.echo(f"destroyed {name}{gone}" if done else f"nothing applied for {name}")
     if kept_for:
-        typer.echo(f"the model file was kept: {', '.join(kept_for)} serve{'s' if len(kept_for) == 1 else ''} it")
+        typer.echo(f"{kept}: {', '.join(kept_for)} serve{'s' if len(kept_for) == 1 else ''} "
+                   f"{'them' if group else 'it'}")
 
 
 @app.command()
@@ -366,33 +363,10 @@ def status(setup: Annotated[str | None, typer.Argument(help="Only this setup (pa
     else:
         states = all_states()
     from inferform.apply.cloud.status import describe_cloud  # light: boto3 only once a cloud row asks EC2
-    from inferform.units import gib
+    from inferform.views.status import show_status
 
     rows = [describe_cloud(s) if s.target == "aws" else describe(s) for s in states]
-
-    def human(out) -> None:
-        if not rows:
-            out.print("nothing applied")
-        for r in rows:
-            if r["target"] == "aws":
-                from inferform.views.cloud import show_cloud_status
-
-                show_cloud_status(r, out)
-                continue
-            mem = r["host_memory_bytes"]
-            used = f"{gib(mem)} RSS" if mem else "-"
-            planned = r["host_memory_planned_bytes"]
-            plan_txt = f" (planned {gib(planned)} host)" if planned else ""
-            running = {True: "running", False: "not running", None: "unknown"}[r["running"]]
-            out.print(f"{r['setup']} on {r['where']}: {r['endpoint']}  health {r['health']}  pid {r['pid']} "
-                      f"({running})  since {r['since']}  {used}{plan_txt}")
-            for m in r.get("members", []):
-                rss = f"{gib(m['host_memory_bytes'])} RSS" if m["host_memory_bytes"] else "-"
-                failed = f" (exit {m['exit_code']})" if m.get("exit_code") else ""
-                out.print(f"  {m['member']}: {m['state']}{failed}  pid {m['pid'] or '-'}  {rss}"
-                          f" (planned {gib(m['host_memory_planned_bytes'] or 0)} host)")
-
-    emit(rows, as_json, human)
+    emit(rows, as_json, lambda out: show_status(rows, out))
 
 
 @app.command()
@@ -456,8 +430,8 @@ def bench(target: Annotated[str, typer.Argument(help="An applied setup (path or 
         if tgt.model is not None:  # a group's member: its plan, planned again with the group
             from inferform.pipeline import plan_group_setup
 
-            again = plan_group_setup(tgt.setup_file)[1]
-            basis = next(m.plan for m in again.members if m.name == tgt.model).model_dump(mode="json")
+            again = plan_group_setup(tgt.setup_file)[1].member(tgt.model)
+            basis = again.model_dump(mode="json") if again else {}
         else:
             basis = plan_setup(tgt.setup_file)[1].model_dump(mode="json")
         check_basis(tgt.plan, basis)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def checked(setup_path: str):
     """The setup, loaded and checked against the catalogs, with where each value sits in the file."""
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
     from inferform.setup.references import check_references
     from inferform.setup.spec import load_setup_located
 
@@ -160,7 +160,7 @@ def plan_group_setup(group_path: str) -> "tuple[Any, Any]":
 
 def deployment_name(path: str) -> str:
     """The name a setup or group file deploys under (state, unit and file names)."""
-    from inferform.setup.group import is_group
+    from inferform.setup.kind import is_group
 
     if is_group(path):
         from inferform.setup.group import load_group

@@ -262,3 +262,7 @@ class GroupPlan(_Out):
     sleep_idle_seconds: int | None = None
     preset: str = Field(description="The preset file, as written; the model dir is ${INFERFORM_MODEL_DIR}.")
     explanations: list[str]
+
+    def member(self, name: str) -> Plan | None:
+        """The plan of the member clients call `name`."""
+        return next((m.plan for m in self.members if m.name == name), None)

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inferform.apply.group_status import children_by_alias as children
+from inferform.apply.status import rss_bytes as rss
 from inferform.engines.router_preset import router_owned, spellings
 from tests.processes import alive, free_port
 from tests.test_apply_e2e import cleanup, link_real_caches, status_rows, unstartable_gguf  # noqa: F401
@@ -90,30 +92,6 @@ def canonical(argv: list[str]) -> dict[str, str]:
 
 def state_of(name: str) -> dict:
     return json.loads((Path(os.environ["XDG_STATE_HOME"]) / "inferform" / name / "state.json").read_text())
-
-
-def children(router_pid: int) -> dict[str, int]:
-    """Member → pid of the router's children, from their --alias."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != router_pid:
-                continue
-            args = (proc / "cmdline").read_bytes().decode().split("\0")
-        except (OSError, ValueError):
-            continue
-        if "--alias" in args:
-            found[args[args.index("--alias") + 1]] = int(proc.name)
-    return found
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 @pytest.mark.e2e

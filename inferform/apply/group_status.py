@@ -33,24 +33,31 @@ def router_models(endpoint: str, key_file: str | None, timeout: float = 5) -> li
         return "unreachable"
 
 
-def _children(parent: int) -> dict[int, int]:
-    """Port → pid of the router's children, from /proc (their command lines carry --port)."""
+def router_children(parent: int) -> dict[int, list[str]]:
+    """pid → command line of every child of the router, from /proc."""
     found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             stat = (proc / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid != parent:
+            if int(stat.rsplit(")", 1)[1].split()[1]) != parent:
                 continue
-            args = (proc / "cmdline").read_bytes().split(b"\0")
+            found[int(proc.name)] = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
         except (OSError, ValueError, IndexError):
             continue
-        for flag, value in pairwise(args):
-            if flag == b"--port" and value.isdigit():
-                found[int(value)] = int(proc.name)
     return found
+
+
+def children_by_alias(parent: int) -> dict[str, int]:
+    """Member → pid of its child (the router passes each child `--alias <member>`)."""
+    return {args[args.index("--alias") + 1]: pid for pid, args in router_children(parent).items()
+            if "--alias" in args[:-1]}
+
+
+def _children(parent: int) -> dict[int, int]:
+    """Port → pid of the router's children (their command lines carry --port)."""
+    return {port: pid for pid, args in router_children(parent).items() if (port := _port(args)) is not None}
 
 
 def _port(args: list[str]) -> int | None:
@@ -62,7 +69,7 @@ def _port(args: list[str]) -> int | None:
 
 def members(state: AppliedState, router_pid: int | None) -> list[dict[str, Any]] | str:
     """One row per member: state, pid and RSS of its child (while one runs), planned host bytes."""
-    from inferform.apply.status import _rss_bytes
+    from inferform.apply.status import rss_bytes
 
     listed = router_models(state.endpoint, state.api_key_file)
     if isinstance(listed, str):
@@ -75,6 +82,6 @@ def members(state: AppliedState, router_pid: int | None) -> list[dict[str, Any]]
         port = _port(status.get("args") or [])
         pid = children.get(port) if port else None
         rows.append({"member": entry.get("id"), "state": "failed" if status.get("failed") else status.get("value"),
-                     "exit_code": status.get("exit_code"), "pid": pid, "host_memory_bytes": _rss_bytes(pid),
+                     "exit_code": status.get("exit_code"), "pid": pid, "host_memory_bytes": rss_bytes(pid),
                      "host_memory_planned_bytes": planned.get(entry.get("id"))})
     return rows

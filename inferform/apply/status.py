@@ -31,7 +31,7 @@ def _health(endpoint: str, engine: str = DEFAULT) -> str:
         return "unreachable"
 
 
-def _rss_bytes(pid: int | None) -> int | None:
+def rss_bytes(pid: int | None) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as handle:
             for line in handle:
@@ -78,10 +78,10 @@ def describe(state: AppliedState) -> dict[str, Any]:
 
         listed = members(state, pid)
         return {**row, "pid": pid, "where": "this machine", "running": _alive(pid),
-                "health": "ok" if isinstance(listed, list) else listed, "host_memory_bytes": _rss_bytes(pid),
+                "health": "ok" if isinstance(listed, list) else listed, "host_memory_bytes": rss_bytes(pid),
                 "members": listed if isinstance(listed, list) else [], "log": log_location(state)}
     return {**row, "pid": pid, "where": "this machine", "running": _alive(pid),
-            "health": _health(state.endpoint, state.engine), "host_memory_bytes": _rss_bytes(pid),
+            "health": _health(state.endpoint, state.engine), "host_memory_bytes": rss_bytes(pid),
             "log": log_location(state)}
 
 

@@ -148,16 +148,6 @@ class LoadedGroup(NamedTuple):
     members: list[LoadedMember]
 
 
-def is_group(path: str) -> bool:
-    """Whether a setup file is a group: a mapping with `models:` (a setup has `model:`). Cheap: the parse is
-    cached by the loader that follows."""
-    from inferform.setup.yamlpos import from_cache
-
-    text = read_text(path)
-    located = from_cache(text, path) or load_yaml(text, path)
-    return isinstance(located.data, dict) and "models" in located.data
-
-
 def json_schema() -> dict[str, Any]:
     schema = Group.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
