@@ -56,6 +56,9 @@ def plan_setup(setup_path: str, *, offline: bool = False) -> "tuple[Setup, Plan]
     from inferform.setup.sources import local_gguf
 
     spec, hw = hardware(setup_path, choose=False)
+    vllm = _vllm_plan(spec, hw, setup_path)
+    if vllm is not None:
+        return spec, _key_path_resolved(vllm, setup_path)
     path = local_gguf(spec.model.file if spec.model else None, setup_path)
     gguf = read_gguf(path) if path else None
     if spec.target.is_cloud:
@@ -64,6 +67,26 @@ def plan_setup(setup_path: str, *, offline: bool = False) -> "tuple[Setup, Plan]
 
         return spec, plan_cloud(spec, hw, gguf, price_book(offline=offline))
     return spec, _key_path_resolved(make_plan(spec, hw, gguf), setup_path)
+
+
+def _vllm_plan(spec: "Setup", hw: "HardwareProfile | None", setup_path: str) -> "Plan | None":
+    """The vLLM plan when the setup names vLLM, or when `engine: auto` should run it (planner/engine_choice.py);
+    None: llama.cpp plans it. An auto setup that vLLM cannot fit falls back to llama.cpp."""
+    if spec.engine not in ("vllm", "auto") or hw is None:
+        return None
+    from inferform.planner.engine_choice import wants_vllm
+
+    why = wants_vllm(spec, hw)
+    if spec.engine == "auto" and why is None:
+        return None
+    from inferform.planner.vllm_plan import make_vllm_plan
+
+    try:
+        return make_vllm_plan(spec, hw, setup_path, why or "")
+    except InferformError:
+        if spec.engine == "vllm":
+            raise
+        return None
 
 
 def _key_path_resolved(plan: "Plan", setup_path: str) -> "Plan":

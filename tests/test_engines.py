@@ -15,7 +15,7 @@ import yaml
 
 from inferform.engines import scripts
 from inferform.engines.launch import Launch
-from inferform.engines.registry import DEFAULT, ENGINES, NAMES, PINNED, engine, engine_module
+from inferform.engines.registry import DEFAULT, ENGINES, GGUF_ENGINES, NAMES, PINNED, engine, engine_module
 from inferform.setup.spec import EngineName, Setup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,13 +24,13 @@ LAUNCH = Launch(model_path="m.gguf", n_ctx=4096, n_gpu_layers=0, threads=4, batc
 
 
 def test_the_setup_schema_offers_exactly_the_registered_engines() -> None:
-    assert typing.get_args(EngineName) == NAMES and DEFAULT in NAMES
-    assert Setup.model_fields["engine"].default == DEFAULT
-    with pytest.raises(ValueError, match="unknown engine 'vllm'"):
-        engine("vllm")
+    assert typing.get_args(EngineName) == ("auto", *NAMES) and DEFAULT in NAMES
+    assert Setup.model_fields["engine"].default == "auto"  # the planner picks (planner/engine_choice.py)
+    with pytest.raises(ValueError, match="unknown engine 'sglang'"):
+        engine("sglang")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GGUF_ENGINES)  # vllm takes a VllmLaunch: tests/test_vllm_plan.py
 def test_every_engine_module_answers_what_render_apply_and_the_planner_ask(name: str) -> None:
     row, module = engine(name), engine_module(name)
     assert row.health_path.startswith("/")

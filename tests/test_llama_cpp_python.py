@@ -109,7 +109,7 @@ def test_pinning_what_it_cannot_run_is_refused():
     with pytest.raises(ValueError):
         RunConfig(n_ctx=4096, n_cpu_moe=3, engine="llama-cpp-python")
     with pytest.raises(ValueError):
-        RunConfig(n_ctx=4096, engine="vllm")
+        RunConfig(n_ctx=4096, engine="sglang")
 
 
 def test_throughput_setup_still_one_slot():

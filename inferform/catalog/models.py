@@ -111,6 +111,27 @@ class QuantFile(Row):
         return int(self.size_gb * 1e9) if self.size_gb else None
 
 
+class Checkpoint(Row):
+    """A safetensors checkpoint of the model on the Hub, what vLLM serves (beside the GGUF files llama.cpp serves)."""
+
+    repo: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    format: str = Field(pattern=r"^(BF16|FP8|MXFP4|AWQ|GPTQ|NVFP4)$", description="How the weights are stored.")
+    quantization: str | None = Field(None, description="vLLM's --quantization for it; null: unquantized, or vLLM "
+                                                       "reads the method from the config's quantization_config.")
+    bytes: int | None = Field(None, gt=0, description="Exact size of the safetensors files, when read.")
+    expert_bits: float | None = Field(None, gt=0, description="Bits per routed-expert weight where experts are "
+                                      "stored apart from the rest (gpt-oss: MXFP4 experts, BF16 attention).")
+
+    def size_bytes(self, params: int) -> int:
+        """Its bytes: as read, else from the parameter count at the format's width (estimated)."""
+        if self.bytes:
+            return self.bytes
+        return int(params * FORMAT_BYTES[self.format])
+
+
+FORMAT_BYTES = {"BF16": 2.0, "FP8": 1.0, "MXFP4": 4.25 / 8, "AWQ": 4.25 / 8, "GPTQ": 4.25 / 8, "NVFP4": 4.5 / 8}
+
+
 class ModelEntry(Row):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$")
     name: str
@@ -124,6 +145,7 @@ class ModelEntry(Row):
     context_trained: int = Field(gt=0)
     shapes: Shapes
     quants: list[QuantFile]
+    checkpoints: list[Checkpoint] = Field([], description="Safetensors checkpoints (engine vllm).")
 
     def quant(self, name: str) -> QuantFile | None:
         return next((q for q in self.quants if q.quant.upper() == name.upper()), None)

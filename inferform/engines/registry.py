@@ -35,9 +35,13 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
     Engine("llama-cpp-python", "inferform.engines.llama_cpp_python", "llama-cpp-python", "/openapi.json",
            slots=False, moe_offload=False, tensor_split=False, ctx_checkpoints=False, swa_full=True,
            all_logits=True),
+    Engine("vllm", "inferform.engines.vllm", "vLLM (many users, multi-GPU and multi-node)", "/health",
+           slots=True, moe_offload=False, tensor_split=False, ctx_checkpoints=False, swa_full=False,
+           all_logits=False),
 )}
+GGUF_ENGINES = ("llama.cpp", "llama-cpp-python")  # serve GGUF files; vllm serves safetensors checkpoints
 NAMES: tuple[str, ...] = tuple(ENGINES)
-DEFAULT = "llama.cpp"
+DEFAULT = "llama.cpp"  # what `engine: auto` runs unless the planner picks vLLM (planner/engine_choice.py)
 
 
 def engine(name: str) -> Engine:

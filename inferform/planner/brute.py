@@ -41,6 +41,9 @@ def _placements(t: Trial, setup: Setup, hw: HardwareProfile) -> list[Placement]:
 
 def brute_force(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> Choice | None:
     """The best feasible configuration by exhaustive enumeration, or None when nothing fits."""
+    from inferform.planner.engine_choice import concrete
+
+    setup = concrete(setup)
     goals = presets.goals(setup.use_case, setup.experience)
     best_score = best_catalog_score(setup.use_case)
     best: Choice | None = None

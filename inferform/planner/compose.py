@@ -77,6 +77,9 @@ def with_checkpoints(model: ModelDesc, cfg: RunConfig, setup: Setup, host_budget
 
 def make_plan(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None,
               model_path: str | None = None) -> Plan:
+    from inferform.planner.engine_choice import concrete
+
+    setup = concrete(setup)
     choice, runners = search(setup, hw, gguf)
     caps = budgets(hw)
     goals = presets.goals(setup.use_case, setup.experience)

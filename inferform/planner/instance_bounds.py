@@ -80,6 +80,9 @@ def _kv_bytes_min(setup: Setup, model: ModelDesc, trained: int) -> int:
 
 def need_of(setup: Setup, gguf: GGUFInfo | None = None) -> Need:
     """The bounds for a setup: the minimum over every (model, quant) the search would consider."""
+    from inferform.planner.engine_choice import concrete
+
+    setup = concrete(setup)
     goals = presets.goals(setup.use_case, setup.experience)
     best: tuple[int, str] | None = None
     active_min: int | None = None

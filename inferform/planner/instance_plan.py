@@ -26,6 +26,9 @@ from inferform.units import usd
 
 def plan_cloud(setup: Setup, hw: HardwareProfile | None, gguf: GGUFInfo | None = None, prices=None) -> Plan:
     """Plan a cloud setup; hw is None when the instance type is 'auto' and the instance planner chooses it."""
+    from inferform.planner.engine_choice import concrete
+
+    setup = concrete(setup)
     if prices is None:
         prices = CatalogPrices()
     if hw is None:

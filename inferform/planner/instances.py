@@ -149,6 +149,9 @@ def choose_instance(setup: Setup, gguf: GGUFInfo | None = None, prices=None) -> 
     """The cheapest type whose plan fits and reaches the speed floor (throughput: the lowest $/Mtok), its
     runners-up, and why. The answer is remembered (planner/choice_cache.py): a repeated plan searches only the
     types it names."""
+    from inferform.planner.engine_choice import concrete
+
+    setup = concrete(setup)  # cloud setups run llama.cpp until vLLM's instance choice lands
     if prices is None:
         prices = CatalogPrices()
     types, region, market = offered(setup, prices)

@@ -276,6 +276,9 @@ def judge(t: Trial, placement: Placement, hw: HardwareProfile, goals: presets.Go
 
 def search(setup: Setup, hw: HardwareProfile, gguf: GGUFInfo | None = None) -> tuple[Choice, list[Choice]]:
     """The chosen configuration and every other feasible one, best first by the experience's objective."""
+    from inferform.planner.engine_choice import concrete
+
+    setup = concrete(setup)
     goals = presets.goals(setup.use_case, setup.experience)
     caps = budgets(hw)
     o = setup.overrides

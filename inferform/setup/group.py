@@ -220,7 +220,7 @@ def _from_file(group: Group, located: Located, name: str, member: Member) -> Loa
             + (f" ({group.target.ssh.host})" if group.target.ssh else "")
             + ": one router serves every member on one machine", located.file, where[0], where[1],
             "give the member file the group's target (the same kind and hardware), or write the member inline"))
-    if spec.engine != group.engine:
+    if spec.engine not in ("auto", group.engine):  # auto in a group is the router's llama.cpp
         problems.append(Problem(f"member {name!r}: {member.setup} uses engine {spec.engine}; a group runs "
                                 f"{group.engine} (llama-server's router)", located.file, where[0], where[1],
                                 f"set engine: {group.engine} in {member.setup}, or leave it out"))

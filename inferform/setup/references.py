@@ -7,9 +7,9 @@ or a local model file is real. Every problem is located at its line in the setup
 from pathlib import Path
 
 from inferform.catalog.names import canonical_gpu, gpu_names, instance_type_names, model_ids, quant_names
-from inferform.engines.registry import engine
+from inferform.engines.registry import DEFAULT, engine
 from inferform.errors import InferformError, Problem, did_you_mean
-from inferform.setup.sources import model_file_path
+from inferform.setup.sources import is_hf_snapshot, model_file_path
 from inferform.setup.spec import Setup
 from inferform.setup.yamlpos import Located
 
@@ -45,12 +45,17 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
                 did_you_mean(setup.model.id, model_ids()) or "run `inferform models`, or give model.file")
         if setup.model.file is not None:
             path = model_file_path(located.file, setup.model.file)
-            if path is not None and not path.is_file():
+            checkpoint = setup.engine in ("vllm", "auto") and path is not None and (path / "config.json").is_file()
+            if is_hf_snapshot(setup.model.file) and setup.engine not in ("vllm", "auto"):
+                add(f"model.file {setup.model.file!r} is a whole repository; {setup.engine} serves one GGUF file",
+                    ("model", "file"), "name the file (hf://org/repo/file.gguf), or use engine: vllm")
+            elif path is not None and not path.is_file() and not checkpoint:
                 add(f"model file {str(path)!r} {_not_a_file(path)}", ("model", "file"),
                     "check the path (relative paths are relative to the setup file), or use hf://org/repo/file.gguf")
     for where, quant in ((("model", "quant"), setup.model.quant if setup.model else "auto"),
                          (("overrides", "quant"), setup.overrides.quant)):
-        if quant and quant != "auto" and quant.upper() not in quants:
+        formats = {"BF16", "FP8", "MXFP4_MOE", "AWQ", "GPTQ", "NVFP4"} if setup.engine == "vllm" else set()
+        if quant and quant != "auto" and quant.upper() not in {*quants, *formats}:
             add(f"unknown quantization {quant!r}", where,
                 did_you_mean(quant.upper(), quants) or f"one of: {', '.join(sorted(quants))}")
     hardware = setup.target.hardware
@@ -68,7 +73,7 @@ def find_problems(setup: Setup, located: Located) -> list[Problem]:
         add(f"serve.host is {setup.serve.host}: on a cloud instance the endpoint would be unreachable from outside "
             "it", ("serve", "host"), "leave serve.host out, or set 0.0.0.0: apply generates an API key and the "
                                      "security group admits only target.allowed_cidrs")
-    eng = engine(setup.engine)
+    eng = engine(DEFAULT if setup.engine == "auto" else setup.engine)
     for knob, can in (("n_cpu_moe", eng.moe_offload), ("tensor_split", eng.tensor_split)):
         if not can and getattr(setup.overrides, knob) is not None:
             add(f"overrides.{knob} is not supported by {eng.name}", ("overrides", knob),

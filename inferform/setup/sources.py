@@ -27,14 +27,19 @@ def check_source(value: str) -> None:
     """ValueError saying what is wrong with a source's form, and what would be valid."""
     if value.startswith("http://"):
         raise ValueError("plain http:// is not accepted; use https:// with a sha256")
-    if value.startswith("hf://") and value.count("/") < 4:
-        raise ValueError(f"{value!r} is not hf://org/repo/file.gguf")
+    if value.startswith("hf://") and value.count("/") < 3:
+        raise ValueError(f"{value!r} is not hf://org/repo/file.gguf (or hf://org/repo, a checkpoint for vLLM)")
     if value.startswith("pypi://") and not _PYPI_NAME.match(value):
         raise ValueError(f"{value!r} is not pypi://<package-name> (a PyPI name: letters, digits, '.', '_' and "
                          "'-', starting and ending with a letter or digit)")
     if "://" in value and not value.startswith((*REMOTE, "file://")):
         scheme = value.split("://", 1)[0]
         raise ValueError(f"unknown scheme {scheme}://; valid: hf://, https://, pypi://, or a file path")
+
+
+def is_hf_snapshot(source: str) -> bool:
+    """hf://org/repo: a whole repository (a safetensors checkpoint vLLM serves), not one file."""
+    return source.startswith("hf://") and source.rstrip("/").count("/") == 3
 
 
 def needs_sha256(source: str) -> bool:

@@ -19,7 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-from inferform.engines.registry import DEFAULT as DEFAULT_ENGINE
 from inferform.engines.registry import ENGINES
 from inferform.engines.registry import NAMES as ENGINE_NAMES
 from inferform.errors import InferformError, Problem, did_you_mean
@@ -30,7 +29,7 @@ from inferform.targets import CLOUD_KINDS, is_loopback
 UseCase = Literal["chat", "coding", "autocomplete", "writing", "extraction", "agent", "rag"]
 Experience = Literal["latency", "throughput", "accuracy", "creativity"]
 TargetKind = Literal["local", "ssh", "aws-spot", "aws-on-demand", "free-trial"]
-EngineName = Literal[ENGINE_NAMES]  # engines/registry.py: one row per engine
+EngineName = Literal[("auto", *ENGINE_NAMES)]  # engines/registry.py: one row per engine; auto: the planner picks
 CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -215,6 +214,9 @@ class ModelSpec(Strict):
 class Serve(Strict):
     host: str = Field("127.0.0.1", description="Address to bind. Anything beyond loopback requires an API key.")
     port: int = Field(8080, ge=1, le=65535, description="TCP port.")
+    concurrency: int | None = Field(None, ge=1, le=4096, description=(
+        "Requests the endpoint should serve at once (users, agents, a batch job). More than one on a GPU target "
+        "makes engine auto pick vLLM; the plan sizes its KV cache so this many full-length requests fit."))
 
     @field_validator("host")
     @classmethod
@@ -256,6 +258,12 @@ class Overrides(Strict):
     top_k: int | None = Field(None, ge=0, le=1000, description="Top-k sampling (0 = off).")
     min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling.")
     repeat_penalty: float | None = Field(None, ge=0, le=5, description="Repetition penalty.")
+    tensor_parallel: int | None = Field(None, ge=1, le=64, description="vLLM: --tensor-parallel-size.")
+    pipeline_parallel: int | None = Field(None, ge=1, le=64, description="vLLM: --pipeline-parallel-size (nodes).")
+    data_parallel: int | None = Field(None, ge=1, le=256, description="vLLM: --data-parallel-size (replicas).")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="vLLM: the fraction of each GPU's "
+                                                 "memory it may use (weights, activations, graphs and KV).")
+    dtype: Literal["bfloat16", "float16", "float32"] | None = Field(None, description="vLLM: --dtype.")
     logits_all: bool | None = Field(None, description="llama-cpp-python only: keep logits for every token (needed "
                                                       "for logprobs; costs n_ctx × vocabulary × 4 bytes of RAM).")
 
@@ -293,7 +301,9 @@ class Setup(Strict):
     model: ModelSpec | None = Field(None, description="Which model; chosen from the catalog when left out.")
     context: Annotated[int | Literal["auto"], BeforeValidator(_context)] = Field(
         "auto", description="'auto' (from the use case, capped by the model) or a token count.")
-    engine: EngineName = Field(DEFAULT_ENGINE, description=" or ".join(e.summary for e in ENGINES.values()) + ".")
+    engine: EngineName = Field("auto", description="auto (the planner picks and says why: vLLM for many "
+                               "concurrent users or more than one GPU on a GPU target, else llama.cpp), "
+                               + " or ".join(e.summary for e in ENGINES.values()) + ".")
     serve: Serve = Field(Serve(), description="Where the endpoint listens.")
     overrides: Overrides = Field(Overrides(), description="Pin any planned value.")
 
