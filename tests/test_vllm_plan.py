@@ -117,3 +117,11 @@ def test_a_gguf_only_model_is_refused_for_vllm(cli, write) -> None:
 def test_a_tp_size_that_does_not_divide_the_heads_is_never_planned(cli, write) -> None:
     plan = plan_json(cli, gpu_setup(write, "qwen3-235b-a22b", 8, gpu="H200"))
     assert 64 % plan["vllm"]["tensor_parallel"] == 0
+
+
+def test_plan_shows_the_vllm_layout_and_apply_refuses_a_vllm_plan_cleanly(cli, write) -> None:
+    path = gpu_setup(write, "llama-3.3-70b-instruct", 4)
+    shown = cli("plan", path)
+    assert shown.code == 0 and "vLLM (cuda): TP 4" in shown.out and "tokens" in shown.out
+    done = cli("apply", path)
+    assert done.code == 2 and "not built yet" in done.err and "nothing was changed" in done.err

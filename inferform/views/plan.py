@@ -23,6 +23,13 @@ def show_plan(plan: Plan, out: Any) -> None:
     out.print(f"placement: {where}   context {c.n_ctx:,} × {c.parallel} slot(s)   KV {c.cache_type_k}/"
               f"{c.cache_type_v}   flash-attn {'on' if c.flash_attn else 'off'}   batch {c.batch}/{c.ubatch}   "
               f"threads {c.threads}")
+    if plan.vllm is not None:
+        v = plan.vllm
+        layout = f"TP {v.tensor_parallel} × PP {v.pipeline_parallel} × DP {v.data_parallel}" \
+            + (" + EP" if v.expert_parallel else "")
+        out.print(f"vLLM ({v.device}): {layout}   max_model_len {v.max_model_len:,}   max_num_seqs {v.max_num_seqs}   "
+                  f"KV {v.kv_bytes_per_token:,} B/token/GPU → {v.kv_tokens:,} tokens, {v.max_concurrency:.2f}× at "
+                  f"full length   dtype {v.dtype}")
     # hybrid models' recurrent state and llama-server's context checkpoints get their own columns when present:
     # the total counts them, and the row should add up
     sides = [plan.memory.gpu, plan.memory.host] if plan.target.gpus else [plan.memory.host]
