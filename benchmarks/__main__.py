@@ -14,12 +14,13 @@ from benchmarks import (
     speed_accuracy,
     startup,
     swap,
+    vllm_throughput,
 )
 
 
 def main() -> int:
     results = [startup.main(), instance_choice.main(), speed_accuracy.main(), batched.main(), decisions.main(),
-               memory_truth.main(), checkpoints.main(), swap.main(), router_memory.main()]
+               memory_truth.main(), checkpoints.main(), swap.main(), router_memory.main(), vllm_throughput.main()]
     return 0 if all(results) else 1
 
 

@@ -186,7 +186,10 @@ def _layouts(shapes: Shapes, gpus: int, experience: str, setup: Setup) -> list[L
     return [Layout(t, 1, max(1, gpus // t), ep=shapes.is_moe and gpus // t > 1) for t in sizes]
 
 
-def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = None, why: str = "") -> Plan:
+def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = None, why: str = "",
+                   workload: tuple[int, int] | None = None) -> Plan:
+    """The plan; `workload` (prompt, output tokens per request) replaces the use case's for the throughput figure
+    (benchmarks compare against published runs of a stated request shape)."""
     if setup.target.is_cloud:
         raise _refuse("engine vllm on cloud targets is not planned yet (the multi-GPU instance choice and the "
                       "multi-node stack come next)", "use a local or ssh target with engine: vllm, or engine: "
@@ -255,6 +258,8 @@ def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = N
     batched = max(batched, seqs)
     prompt = goals.prompt_tokens or min(max_len // 4, 2048)
     output = goals.completion_tokens or 512
+    if workload is not None:
+        prompt, output = workload
     rank_w = best.weights
     shapes = ck.shapes
     experts_rank = 0
