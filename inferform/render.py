@@ -106,7 +106,7 @@ def render_group(group, out_dir: Path, model_dir: str | None = None) -> list[Pat
               "serve_host": group.serve.host, "serve_port": group.serve.port,
               "model_dir": model_dir or "", "endpoint": f"http://{group.serve.host}:{group.serve.port}/v1",
               "env_file": str(out_dir / "engine.env"), "run_script": str(out_dir / "run.sh"),
-              "engine_env": _engine_env(plan)}
+              "engine_env": {}}
     written = _write_templates(out_dir, values)
     preset = out_dir / "models.ini"
     preset.write_text(group.preset)
