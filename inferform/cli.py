@@ -229,14 +229,9 @@ def apply(setup: SetupArg,
         _apply_group(setup, dry_run)
         return
     spec, result = plan_setup(setup)
-    if result.vllm is not None:
-        from inferform.errors import InferformError
+    from inferform.apply.support import check_appliable
 
-        raise InferformError.single("this setup plans vLLM, and applying vLLM plans is not built yet (issue 18: "
-                                    "the model role's checkpoint fetch and the service role's vLLM launch come "
-                                    "next); nothing was changed", file=setup,
-                                    hint="`inferform plan` shows the vLLM plan; set engine: llama.cpp to apply "
-                                         "with llama-server now")
+    check_appliable(result, setup)
     previous = read_state(spec.name)
     check_owner(previous, setup)
     check_kind(previous, group=False)

@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 from inferform.catalog.models import Shapes, param_count
 
-GIB = 1024**3
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 KV_DTYPE_BYTES = {"fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}  # "auto": the model's dtype
 
@@ -119,8 +118,13 @@ def rank_weights(w: Weights, shapes: Shapes, layout: Layout) -> int:
     stage_layers = max(parts)
     share = stage_layers / shapes.n_layers
     embed = w.embed if layout.pp == 1 else w.embed / 2  # embed_tokens on the first stage, lm_head on the last
-    experts = w.experts * share / (layout.ep_size if layout.ep else layout.tp)
-    return int(embed / layout.tp + w.layers * share / layout.tp + experts)
+    return int(embed / layout.tp + w.layers * share / layout.tp) + rank_experts(w, shapes, layout)
+
+
+def rank_experts(w: Weights, shapes: Shapes, layout: Layout) -> int:
+    """The routed-expert bytes on the fullest rank (part of rank_weights)."""
+    share = max(pp_partition(shapes.n_layers, layout.pp)) / shapes.n_layers
+    return int(w.experts * share / (layout.ep_size if layout.ep else layout.tp))
 
 
 def activation_bytes(shapes: Shapes, layout: Layout, tokens: int, seqs: int, act_bytes: int) -> int:

@@ -41,14 +41,17 @@ from inferform.plan import (
     VllmOut,
 )
 from inferform.planner import presets
+from inferform.planner.compose import ENGINE_HOST, ENGINE_PORT, MODEL_DIR, _target  # one way for every engine
 from inferform.planner.vllm_memory import (
     DTYPE_BYTES,
     KV_DTYPE_BYTES,
     Layout,
+    Weights,
     activation_bytes,
     kv_bytes_per_token,
     kv_capacity,
     pp_partition,
+    rank_experts,
     rank_weights,
     split_weights,
 )
@@ -57,8 +60,6 @@ from inferform.setup.sources import is_hf_snapshot, model_file_path, model_filen
 from inferform.setup.spec import Setup
 from inferform.units import GIB
 
-ENGINE_HOST, ENGINE_PORT = "${INFERFORM_ENGINE_HOST}", "${INFERFORM_ENGINE_PORT}"
-MODEL_DIR = "${INFERFORM_MODEL_DIR}"
 MAX_SEQS = 256  # vLLM's own upper default for max_num_seqs
 TP_SIZES = (1, 2, 4, 8, 16)
 
@@ -166,11 +167,14 @@ class Sized(NamedTuple):
     concurrency: float
 
 
+def _weights(ck: Checkpointed) -> Weights:
+    return split_weights(ck.shapes, ck.total_bytes, ck.expert_bits / 8 if ck.expert_bits else None)
+
+
 def size(ck: Checkpointed, layout: Layout, *, budget: int, dtype: str, kv_dtype_bytes: int, max_model_len: int,
          seqs: int, batched: int, block_size: int, device: str, eager: bool) -> Sized:
     shapes = ck.shapes
-    w = split_weights(shapes, ck.total_bytes, ck.expert_bits / 8 if ck.expert_bits else None)
-    weights = rank_weights(w, shapes, layout)
+    weights = rank_weights(_weights(ck), shapes, layout)
     act = activation_bytes(shapes, layout, batched, seqs, DTYPE_BYTES[dtype])
     r = _memory_reserves()
     graphs = 0 if (eager or device == "cpu") else r["cudagraph_bytes"]
@@ -236,7 +240,6 @@ def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = N
     if device == "cpu":
         batched = min(batched, max_len)
     eager = device == "cpu"
-    notes: list[str] = []
     best: Sized | None = None
     while True:
         # max_num_seqs is per data-parallel replica (each DP rank runs its own scheduler)
@@ -272,24 +275,17 @@ def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = N
     output = goals.completion_tokens or 512
     if workload is not None:
         prompt, output = workload
-    rank_w = best.weights
     shapes = ck.shapes
-    experts_rank = 0
-    if shapes.is_moe:
-        w = split_weights(shapes, ck.total_bytes, ck.expert_bits / 8 if ck.expert_bits else None)
-        share = max(pp_partition(shapes.n_layers, lay.pp)) / shapes.n_layers
-        experts_rank = int(w.experts * share / (lay.ep_size if lay.ep else lay.tp))
+    experts_rank = rank_experts(_weights(ck), shapes, lay)
     dev = _device(hw)
-    work = Work(dense_bytes=rank_w - experts_rank, expert_bytes=experts_rank,
+    work = Work(dense_bytes=best.weights - experts_rank, expert_bytes=experts_rank,
                 expert_share=(shapes.n_expert_used / shapes.n_expert) if shapes.is_moe else 1.0,
                 kv_bytes_per_token=best.per_token, active_params=ck.active_params / (lay.tp * lay.pp),
                 layers=max(pp_partition(shapes.n_layers, lay.pp)))
-    per_replica = seqs
-    tput = predict(work, dev, n=per_replica, prompt=prompt, output=output, tp=lay.tp, pp=lay.pp, dp=lay.dp,
-                   shapes=shapes)
+    tput = predict(work, dev, n=seqs, prompt=prompt, output=output, tp=lay.tp, pp=lay.pp, dp=lay.dp)
     kv_label_out = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}[dtype]
     launch = engine.VllmLaunch(
-        model=_model_arg(ck, setup), served_name=setup.name, host=ENGINE_HOST, port=ENGINE_PORT, dtype=dtype,
+        model=_model_arg(ck), served_name=setup.name, host=ENGINE_HOST, port=ENGINE_PORT, dtype=dtype,
         max_model_len=max_len, max_num_seqs=seqs, max_num_batched_tokens=batched, block_size=block_size,
         kv_cache_dtype=kv_label, kv_cache_memory_bytes=best.kv, gpu_memory_utilization=util,
         tensor_parallel=lay.tp, pipeline_parallel=lay.pp, data_parallel=lay.dp, expert_parallel=lay.ep,
@@ -305,9 +301,7 @@ def make_vllm_plan(setup: Setup, hw: HardwareProfile, setup_file: str | None = N
               else MemoryOut(gpu=empty, host=side_all))
     env = {"VLLM_TARGET_DEVICE": "cpu"} if device == "cpu" else {}
     explanations = _explain(ck, best, lay, seqs, max_len, batched, util, budget, device, dtype, tput, why,
-                            prompt, output) + notes
-    from inferform.planner.compose import _target  # the target as apply acts on it: one way for every engine
-
+                            prompt, output)
     sampling = dict(goals.sampling)
     return Plan(
         setup=setup.name, fits=True, target=_target(setup, hw),
@@ -344,7 +338,7 @@ def _per_replica(wanted: int, lay: Layout) -> int:
     return min(MAX_SEQS, math.ceil(wanted / lay.dp))
 
 
-def _model_arg(ck: Checkpointed, setup: Setup) -> str:
+def _model_arg(ck: Checkpointed) -> str:
     """Where the model role puts the checkpoint: a folder under the model dir, named like a model file."""
     return f"{MODEL_DIR}/{model_filename(ck.source)}"
 

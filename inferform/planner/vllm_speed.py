@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from inferform.catalog.files import read_data
-from inferform.catalog.models import Shapes
 
 
 class Factors(NamedTuple):
@@ -64,8 +63,7 @@ def _step_ms(w: Work, d: Device, f: Factors, n: float, ctx: float, tp: int) -> t
     return f.step_overhead_ms + max(memory, compute) + comm, bound
 
 
-def predict(w: Work, d: Device, *, n: int, prompt: int, output: int, tp: int, pp: int, dp: int,
-            shapes: Shapes) -> Throughput:
+def predict(w: Work, d: Device, *, n: int, prompt: int, output: int, tp: int, pp: int, dp: int) -> Throughput:
     """Output tokens/s of all DP replicas with n sequences each in flight, requests of prompt + output tokens."""
     f = factors(d.backend)
     ctx = prompt + output / 2  # the KV a sequence reads, on average over its decode
