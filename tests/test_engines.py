@@ -57,6 +57,13 @@ def test_one_version_pin_for_the_package_the_role_and_its_scripts() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", PINNED)
 
 
+def test_one_vllm_pin_for_the_planner_the_role_and_its_installer() -> None:
+    from inferform.engines import vllm
+
+    defaults = yaml.safe_load((ROOT / "roles" / "inferform_engine" / "defaults" / "main.yml").read_text())
+    assert scripts.vllm_venv().PINNED == vllm.PINNED == defaults["inferform_engine_vllm_version"]
+
+
 def test_the_role_runs_the_scripts_inferform_loads() -> None:
     """The engine role copies its own files/ to the target; inferform loads the same files (no second copy)."""
     defaults = (ROOT / "roles" / "inferform_engine" / "defaults" / "main.yml").read_text()

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from inferform.apply.connection import LOCAL, Connection, from_plan, from_state, state_fields
 from inferform.apply.lock import run_record, setup_lock
+from inferform.apply.support import vllm_gpus
 from inferform.apply.swap import GRACE_S, Swap, decide
 from inferform.dirs import cache_dir as user_cache_dir
 from inferform.engines.registry import PINNED, engine
+from inferform.engines.vllm import PINNED as VLLM_PINNED
 from inferform.errors import EXIT_FAILURE, InferformError
 from inferform.plan import GroupPlan, Plan
 from inferform.render import plan_hash, render
@@ -56,11 +58,17 @@ def extravars(plan: Plan, render_dir: Path, *, file_bytes: int | None = None, st
         cache, models, state_dir = connection.cache_dir(), connection.model_dir(), connection.state_dir(plan.setup)
     else:
         cache, models, state_dir = str(cache_dir()), str(model_dir()), str(setup_dir(plan.setup))
+    checkpoint = plan.vllm is not None
+    if checkpoint and not file_bytes and plan.model.source == "config":
+        file_bytes = plan.model.file_bytes  # a local folder's safetensors bytes, read by the planner: checked
     return {
         "inferform_engine_kind": plan.engine.name,
         "inferform_engine_backend": backend,
         "inferform_engine_version": PINNED,
+        "inferform_engine_vllm_version": VLLM_PINNED,
+        "inferform_engine_vllm_gpus": vllm_gpus(plan),
         "inferform_engine_cache_dir": cache,
+        "inferform_model_checkpoint": checkpoint,
         "inferform_model_source": plan.model.file,
         "inferform_model_dir": models,
         "inferform_model_filename": model_filename(plan.model.file, sha256),

@@ -29,6 +29,11 @@ def _side(plan: dict[str, Any], name: str) -> dict[str, int]:
 def decide(old: dict[str, Any], new: Plan) -> Swap:
     """Whether the old plan's engine and the new one fit in memory together (then the switch is side by side)."""
     fresh = new.model_dump(mode="json")
+    if new.vllm is not None and new.vllm.device == "cuda":
+        return Swap(False, "vLLM checks at start that its --gpu-memory-utilization share of each GPU is free, so "
+                           "a second vLLM cannot start beside the serving one: the serving engine gets "
+                           f"{GRACE_S} s for its requests and stops, then the new one loads while requests wait "
+                           "in the front")
     same_file = (old.get("model") or {}).get("file") == fresh["model"]["file"]
     for name in ("gpu", "host"):
         a, b = _side(old, name), _side(fresh, name)

@@ -19,17 +19,26 @@ def script_path(name: str) -> Path:
     return asset_dir("roles") / "inferform_engine" / "files" / f"{name}.py"
 
 
-def python_venv() -> ModuleType:
-    """python_venv.py: ensure_llama_cpp_python(), venv_dir(), venv_python()."""
-    module_name = "inferform_engine_python_venv"
+def _load(name: str) -> ModuleType:
+    module_name = f"inferform_engine_{name}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, script_path("python_venv"))
+    spec = importlib.util.spec_from_file_location(module_name, script_path(name))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def python_venv() -> ModuleType:
+    """python_venv.py: ensure_llama_cpp_python(), venv_dir(), venv_python()."""
+    return _load("python_venv")
+
+
+def vllm_venv() -> ModuleType:
+    """vllm_venv.py: ensure_vllm(), the package per backend, the pinned vLLM version."""
+    return _load("vllm_venv")
 
 
 def build() -> ModuleType:

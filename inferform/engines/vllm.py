@@ -15,6 +15,9 @@ Secrets: vLLM takes its key from the VLLM_API_KEY environment variable (run.sh f
 
 from typing import NamedTuple
 
+PINNED = "0.32.0"
+"""vLLM version the memory model and argv were made against (the engine role's vllm_venv.py carries the same pin;
+tests/test_engines.py holds them equal)."""
 PYTHON = "python"
 MODULE = "vllm.entrypoints.openai.api_server"
 API_KEY_ENV = "VLLM_API_KEY"

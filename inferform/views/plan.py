@@ -20,10 +20,11 @@ def show_plan(plan: Plan, out: Any) -> None:
     where = f"{p.n_gpu_layers} layers on GPU" if plan.target.gpus else "CPU only"
     if p.n_cpu_moe:
         where += f", experts of {p.n_cpu_moe} layers in RAM"
-    out.print(f"placement: {where}   context {c.n_ctx:,} × {c.parallel} slot(s)   KV {c.cache_type_k}/"
-              f"{c.cache_type_v}   flash-attn {'on' if c.flash_attn else 'off'}   batch {c.batch}/{c.ubatch}   "
-              f"threads {c.threads}")
-    if plan.vllm is not None:
+    if plan.vllm is None:  # llama-server's knobs; a vLLM plan has its own line
+        out.print(f"placement: {where}   context {c.n_ctx:,} × {c.parallel} slot(s)   KV {c.cache_type_k}/"
+                  f"{c.cache_type_v}   flash-attn {'on' if c.flash_attn else 'off'}   batch {c.batch}/{c.ubatch}   "
+                  f"threads {c.threads}")
+    else:
         v = plan.vllm
         layout = f"TP {v.tensor_parallel} × PP {v.pipeline_parallel} × DP {v.data_parallel}" \
             + (" + EP" if v.expert_parallel else "")

@@ -46,6 +46,7 @@ DRAIN_S = 600.0  # side by side: the old engine finishes its requests for at mos
 POLL_S = 0.25
 HEALTH_POLL_S = 0.05  # a GET on loopback: every 50 ms costs nothing, and during a replace each poll is latency
 KEEP_GENERATIONS = 2  # the serving one and the one before it
+LINE_LIMIT = 300  # characters of one log line quoted in an error
 STOP_S = 10.0  # SIGTERM to SIGKILL for an engine being stopped
 
 
@@ -85,7 +86,9 @@ class Engine:
             text = (self.folder / "server.log").read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        # cut long lines: one Python exception (vLLM's) can carry the list of every architecture it supports
+        return "\n".join(line if len(line) <= LINE_LIMIT else line[:LINE_LIMIT] + " …"
+                         for line in text.splitlines()[-lines:])
 
     async def healthy(self, timeout: float) -> str | None:
         """None once GET health_path answers 200; otherwise why not (exited, or the timeout). The load time goes
