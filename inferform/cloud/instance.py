@@ -88,9 +88,10 @@ def expires_at(seconds: int, *, now: dt.datetime | None = None) -> str:
     return (start + dt.timedelta(minutes=shutdown_minutes(seconds))).replace(microsecond=0).isoformat()
 
 
-def render_user_data(*, setup: str, ttl_seconds: int, expires_at: str) -> str:
-    """The instance's boot script (EC2 user data), rendered from templates/user-data.sh.j2."""
+def render_user_data(*, setup: str, ttl_seconds: int, expires_at: str, node: dict | None = None) -> str:
+    """The instance's boot script (EC2 user data), rendered from templates/user-data.sh.j2. `node` ({rank, nnodes,
+    head}) marks one node of a multi-node group; the dead man's switch stays the first command on every node."""
     from inferform.render import template_environment
 
     return template_environment().get_template("user-data.sh.j2").render(
-        setup=setup, minutes=shutdown_minutes(ttl_seconds), expires_at=expires_at)
+        setup=setup, minutes=shutdown_minutes(ttl_seconds), expires_at=expires_at, node=node)

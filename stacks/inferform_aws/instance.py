@@ -123,7 +123,7 @@ class InferformInstance(pulumi.ComponentResource):
             associate_public_ip_address=True,
             user_data=render_user_data(setup=args.setup, ttl_seconds=args.ttl_seconds, expires_at=args.expires_at),
             instance_initiated_shutdown_behavior="terminate",
-            instance_market_options=_market_options(args),
+            instance_market_options=market_options(args),
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_endpoint="enabled", http_tokens="required"),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_type="gp3", volume_size=args.root_volume_gib, delete_on_termination=True, encrypted=True,
@@ -156,7 +156,7 @@ def _ingress(args: InstanceArgs) -> list[aws.ec2.SecurityGroupIngressArgs]:
             for port, what in ((args.serve_port, "inferform endpoint"), (SSH_PORT, "SSH for apply"))]
 
 
-def _market_options(args: InstanceArgs) -> aws.ec2.InstanceInstanceMarketOptionsArgs | None:
+def market_options(args: InstanceArgs) -> aws.ec2.InstanceInstanceMarketOptionsArgs | None:
     """Spot: a one-time request that terminates on interruption (a stopped spot instance would still bill EBS)."""
     if args.market != "spot":
         return None
